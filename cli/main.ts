@@ -1,0 +1,100 @@
+/**
+ * dvfs command-line entry point: dispatches to a command, prints help, and turns every failure into one
+ * line on stderr with a non-zero exit code (2 for usage errors, 1 otherwise) — never a stack trace unless
+ * DVFS_DEBUG=1.
+ */
+import { readFileSync } from 'node:fs';
+import { DvfsError, isNodeError } from '../daemon/errors.js';
+import { COMMON_OPTIONS, formatOptions, parseArgs } from './args.js';
+import type { Command, CommandContext } from './command.js';
+import { catCommand } from './commands/cat.js';
+import { demoCommand } from './commands/demo.js';
+import { infoCommand } from './commands/info.js';
+import { initCommand } from './commands/init.js';
+import { lsCommand } from './commands/ls.js';
+import { putCommand } from './commands/put.js';
+
+const COMMANDS: Command[] = [initCommand, infoCommand, lsCommand, catCommand, putCommand, demoCommand];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function topHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return [
+    'dvfs: encrypted, versioned workspaces for HPC workflow stages',
+    '',
+    'usage: dvfs COMMAND [ARGS] [--json] [--help]',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    '',
+    'Passwords are read from files (--password-file or DVFS_PASSWORD_FILE), never from the command line.',
+    "Run 'dvfs COMMAND --help' for a command's options.",
+    '',
+  ].join('\n');
+}
+
+function commandHelp(c: Command): string {
+  return [`usage: ${c.usage}`, '', c.summary, ...(c.details ? ['', c.details] : []), '', 'options:', formatOptions([...c.options, ...COMMON_OPTIONS]), ''].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const target = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    process.stdout.write(target ? commandHelp(target) : topHelp());
+    return 0;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`dvfs ${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    throw new DvfsError('E_USAGE', `unknown command '${name}'`, { hint: "run 'dvfs --help' for the list" });
+  }
+  const args = parseArgs(rest, [...command.options, ...COMMON_OPTIONS]);
+  if (args.flags.has('help')) {
+    process.stdout.write(commandHelp(command));
+    return 0;
+  }
+  const ctx: CommandContext = {
+    args,
+    json: args.flags.has('json'),
+    note: (m) => process.stderr.write(m.endsWith('\n') ? m : `${m}\n`),
+    out: process.stdout,
+  };
+  const code = await command.run(ctx);
+  return typeof code === 'number' ? code : 0;
+}
+
+function report(e: unknown): number {
+  if (process.env['DVFS_DEBUG'] === '1') console.error(e);
+  if (e instanceof DvfsError) {
+    process.stderr.write(`dvfs: ${e.oneLine()}\n`);
+    return e.code === 'E_USAGE' ? 2 : 1;
+  }
+  if (isNodeError(e)) {
+    const path = e.path === undefined ? '' : `${e.path}: `;
+    process.stderr.write(`dvfs: ${path}${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}\n`);
+    return 1;
+  }
+  process.stderr.write(`dvfs: internal error: ${e instanceof Error ? e.message : String(e)} (set DVFS_DEBUG=1 for details)\n`);
+  return 1;
+}
+
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.exitCode = report(e);
+  },
+);

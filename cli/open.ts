@@ -1,0 +1,39 @@
+/** Opening the repository or EncFS volume a command names, with the password the user gave. */
+import { DvfsError } from '../daemon/errors.js';
+import type { EncfsVolume } from '../daemon/encfs/volume.js';
+import { locateRepository, openVolume, type Repository } from '../daemon/repo/repository.js';
+import type { OptionSpec } from './args.js';
+import type { CommandContext } from './command.js';
+import { PASSWORD_OPTION, requirePassword } from './password.js';
+
+export const CODEC_OPTION: OptionSpec = {
+  name: 'codec',
+  type: 'string',
+  value: 'NAME',
+  choices: ['auto', 'native', 'typescript'],
+  env: 'DVFS_CODEC',
+  description: 'block codec implementation (default auto: native when built)',
+};
+
+export const VOLUME_OPTIONS: OptionSpec[] = [PASSWORD_OPTION, CODEC_OPTION];
+
+export function positional(ctx: CommandContext, index: number, what: string, usage: string): string {
+  const v = ctx.args.positionals[index];
+  if (v === undefined) throw new DvfsError('E_USAGE', `missing ${what}`, { hint: `usage: ${usage}` });
+  return v;
+}
+
+export async function openRepoVolume(ctx: CommandContext, repoPath: string): Promise<{ repo: Repository; volume: EncfsVolume }> {
+  const repo = await locateRepository(repoPath);
+  const password = await requirePassword(ctx.args, (m) => ctx.note(m));
+  const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
+  const volume = await openVolume(repo, password, codec === undefined ? {} : { codec });
+  return { repo, volume };
+}
+
+/** Normalises a volume path given on the command line ('/a/b', 'a/b/', '.') to 'a/b' ('' = root). */
+export function volumePath(p: string): string {
+  const parts = p.split('/').filter((c) => c !== '' && c !== '.');
+  if (parts.includes('..')) throw new DvfsError('E_USAGE', `path '${p}' must not contain '..'`);
+  return parts.join('/');
+}

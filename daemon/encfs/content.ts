@@ -1,0 +1,312 @@
+/**
+ * File contents of an EncFS volume: the optional 8-byte per-file IV header and random-access reads, writes
+ * and truncation over block-encrypted ciphertext. Only the blocks a request touches are read, decoded,
+ * merged and re-encoded (read-modify-write), as EncFS's BlockFileIO does; extending a file leaves holes
+ * where the volume allows them.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { DvfsError, IntegrityError } from '../errors.js';
+import type { EncfsCipher } from './cipher.js';
+import { dataBytesPerBlock, plainLength, rawLength, type BlockCodec, type BlockLayout } from './block-codec.js';
+import type { EncfsConfig } from './config.js';
+
+export const FILE_HEADER_SIZE = 8;
+
+/** Blocks encoded per codec call when a request spans many blocks (bounded memory, batched crypto). */
+const BATCH_BLOCKS = 1024;
+
+export function layoutOf(config: EncfsConfig): BlockLayout {
+  return {
+    blockSize: config.blockSize,
+    macBytes: config.blockMACBytes,
+    randBytes: config.blockMACRandBytes,
+    allowHoles: config.allowHoles,
+  };
+}
+
+/** Per-volume content parameters: how plaintext sizes map to raw sizes and how headers are sealed. */
+export class ContentCodec {
+  readonly headerSize: number;
+  readonly dataBlockSize: number;
+  readonly layout: BlockLayout;
+
+  constructor(
+    readonly cipher: EncfsCipher,
+    readonly config: EncfsConfig,
+    readonly blocks: BlockCodec,
+  ) {
+    this.layout = blocks.layout;
+    this.headerSize = config.uniqueIV ? FILE_HEADER_SIZE : 0;
+    this.dataBlockSize = dataBytesPerBlock(this.layout);
+  }
+
+  /** Plaintext size of a ciphertext file of `rawSize` bytes. Throws IntegrityError for impossible sizes. */
+  plainSize(rawSize: number, displayPath: string): number {
+    if (this.headerSize > 0) {
+      if (rawSize === 0) return 0;
+      if (rawSize < this.headerSize) {
+        throw new IntegrityError(`ciphertext is ${rawSize} bytes, shorter than its ${this.headerSize}-byte header (truncated?)`, {
+          path: displayPath,
+        });
+      }
+    }
+    const plain = plainLength(this.layout, rawSize - this.headerSize);
+    if (Number.isNaN(plain)) {
+      throw new IntegrityError('ciphertext ends inside a block header (truncated?)', { path: displayPath });
+    }
+    return plain;
+  }
+
+  /** Like plainSize, but reports an impossible size as -1 instead of throwing (for listings). */
+  plainSizeOrUnknown(rawSize: number): number {
+    try {
+      return this.plainSize(rawSize, '');
+    } catch {
+      return -1;
+    }
+  }
+
+  rawSize(plainSize: number, hasHeader: boolean): number {
+    return (hasHeader ? this.headerSize : 0) + rawLength(this.layout, plainSize);
+  }
+
+  encodeHeader(fileIV: bigint, externalIV: bigint): Buffer {
+    const b = Buffer.allocUnsafe(FILE_HEADER_SIZE);
+    b.writeBigUInt64BE(fileIV);
+    return this.cipher.streamEncode(b, externalIV);
+  }
+
+  decodeHeader(raw: Buffer, externalIV: bigint): bigint {
+    return this.cipher.streamDecode(raw, externalIV).readBigUInt64BE();
+  }
+
+  newFileIV(): bigint {
+    for (;;) {
+      const iv = randomBytes(8).readBigUInt64BE();
+      if (iv !== 0n) return iv;
+    }
+  }
+
+  randFor(blocks: number): Buffer | null {
+    return this.layout.randBytes > 0 ? randomBytes(blocks * this.layout.randBytes) : null;
+  }
+}
+
+/** An open ciphertext file seen as plaintext. Mutations on one CipherFile are serialised. */
+export class CipherFile {
+  /** 0n until the header exists (EncFS creates it lazily, on the first write or truncate). */
+  private fileIV = 0n;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly codec: ContentCodec,
+    private externalIV: bigint,
+    /** The plaintext path, for error messages. */
+    readonly displayPath: string,
+  ) {}
+
+  /** Opens (or with flags 'w+'/'wx+' creates) a ciphertext file; reads its header when it has one. */
+  static async open(rawPath: string, flags: string, codec: ContentCodec, externalIV: bigint, displayPath: string, mode = 0o644): Promise<CipherFile> {
+    const handle = await open(rawPath, flags, mode);
+    const file = new CipherFile(handle, codec, externalIV, displayPath);
+    try {
+      await file.loadHeader();
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+    return file;
+  }
+
+  private async loadHeader(): Promise<void> {
+    if (this.codec.headerSize === 0) return;
+    const { size } = await this.handle.stat();
+    if (size === 0) return;
+    this.codec.plainSize(size, this.displayPath); // rejects 1..7-byte files
+    const raw = Buffer.alloc(FILE_HEADER_SIZE);
+    await this.handle.read(raw, 0, FILE_HEADER_SIZE, 0);
+    this.fileIV = this.codec.decodeHeader(raw, this.externalIV);
+    if (this.fileIV === 0n) {
+      throw new IntegrityError('file header decodes to a zero IV (corrupt header or wrong path)', { path: this.displayPath });
+    }
+  }
+
+  private async rawSize(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  async size(): Promise<number> {
+    return this.codec.plainSize(await this.rawSize(), this.displayPath);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const rawSize = await this.rawSize();
+    const size = this.codec.plainSize(rawSize, this.displayPath);
+    if (offset >= size || length <= 0) return Buffer.alloc(0);
+    const end = Math.min(size, offset + length);
+    const D = this.codec.dataBlockSize;
+    const first = Math.floor(offset / D);
+    const last = Math.floor((end - 1) / D);
+    const plain = await this.readBlocks(first, last - first + 1, rawSize);
+    return plain.subarray(offset - first * D, end - first * D);
+  }
+
+  /** Reads and decodes `count` blocks from block `first` (fewer at the end of the file). */
+  private async readBlocks(first: number, count: number, rawSize: number): Promise<Buffer> {
+    const B = this.codec.layout.blockSize;
+    const hdr = this.codec.headerSize;
+    const start = hdr + first * B;
+    const end = Math.min(hdr + (first + count) * B, rawSize);
+    if (end <= start) return Buffer.alloc(0);
+    const raw = Buffer.allocUnsafe(end - start);
+    let got = 0;
+    while (got < raw.length) {
+      const { bytesRead } = await this.handle.read(raw, got, raw.length - got, start + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    const { plain, badBlock } = await this.codec.blocks.decodeAsync(raw.subarray(0, got), first, this.fileIV);
+    if (badBlock >= 0) {
+      throw new IntegrityError(`block ${first + badBlock} failed its MAC check (tampered or corrupt ciphertext)`, {
+        path: this.displayPath,
+        block: first + badBlock,
+      });
+    }
+    return plain;
+  }
+
+  write(offset: number, data: Buffer): Promise<number> {
+    return this.serialised(async () => {
+      await this.ensureHeader();
+      let size = await this.size();
+      if (offset > size) {
+        await this.resize(size, offset);
+        size = offset;
+      }
+      if (data.length === 0) return 0;
+      const D = this.codec.dataBlockSize;
+      const end = offset + data.length;
+      const first = Math.floor(offset / D);
+      const last = Math.floor((end - 1) / D);
+      const regionStart = first * D;
+      const regionEnd = Math.min((last + 1) * D, Math.max(size, end));
+      const rawSize = await this.rawSize();
+      let region: Buffer;
+      if (offset === regionStart && end === regionEnd) {
+        region = data;
+      } else {
+        region = Buffer.alloc(regionEnd - regionStart);
+        if (offset > regionStart && regionStart < size) {
+          (await this.readBlocks(first, 1, rawSize)).copy(region, 0);
+        }
+        if (end < regionEnd && (last > first || offset === regionStart)) {
+          (await this.readBlocks(last, 1, rawSize)).copy(region, last * D - regionStart);
+        }
+        data.copy(region, offset - regionStart);
+      }
+      await this.writeBlocks(first, region);
+      return data.length;
+    });
+  }
+
+  truncate(newSize: number): Promise<void> {
+    return this.serialised(async () => {
+      await this.ensureHeader();
+      const size = await this.size();
+      if (newSize !== size) await this.resize(size, newSize);
+    });
+  }
+
+  /** Re-seals the header under a new external IV (after a rename with externalIVChaining). */
+  setExternalIV(externalIV: bigint): Promise<void> {
+    return this.serialised(async () => {
+      this.externalIV = externalIV;
+      if (this.fileIV !== 0n) await this.writeAll(this.codec.encodeHeader(this.fileIV, externalIV), 0);
+    });
+  }
+
+  async sync(): Promise<void> {
+    await this.tail;
+    await this.handle.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.tail.catch(() => undefined);
+    await this.handle.close();
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async ensureHeader(): Promise<void> {
+    if (this.codec.headerSize === 0 || this.fileIV !== 0n) return;
+    const fileIV = this.codec.newFileIV();
+    await this.writeAll(this.codec.encodeHeader(fileIV, this.externalIV), 0);
+    this.fileIV = fileIV;
+  }
+
+  /** Grows or shrinks the plaintext from `size` to `newSize` (EncFS padFile / truncate semantics). */
+  private async resize(size: number, newSize: number): Promise<void> {
+    const D = this.codec.dataBlockSize;
+    const hdr = this.fileIV !== 0n ? this.codec.headerSize : 0;
+    if (newSize < size) {
+      const cut = newSize % D;
+      if (cut !== 0) {
+        const k = Math.floor(newSize / D);
+        const block = await this.readBlocks(k, 1, await this.rawSize());
+        await this.handle.truncate(hdr + rawLength(this.codec.layout, k * D));
+        await this.writeBlocks(k, block.subarray(0, cut));
+      }
+      await this.handle.truncate(hdr + rawLength(this.codec.layout, newSize));
+      return;
+    }
+    // Growing: the old partial tail block is zero-extended and rewritten, whole blocks in between become
+    // holes (or encrypted zeros when the volume forbids holes), and a new partial tail is encrypted zeros.
+    const oldTail = Math.floor(size / D);
+    if (size % D !== 0) {
+      const block = await this.readBlocks(oldTail, 1, await this.rawSize());
+      const grown = Buffer.alloc(Math.min(D, newSize - oldTail * D));
+      block.copy(grown);
+      await this.writeBlocks(oldTail, grown);
+    }
+    const firstNew = Math.ceil(size / D);
+    const fullEnd = Math.floor(newSize / D);
+    if (!this.codec.layout.allowHoles) {
+      for (let k = firstNew; k < fullEnd; k += BATCH_BLOCKS) {
+        const n = Math.min(BATCH_BLOCKS, fullEnd - k);
+        await this.writeBlocks(k, Buffer.alloc(n * D));
+      }
+    }
+    if (newSize % D !== 0 && fullEnd >= firstNew) {
+      await this.writeBlocks(fullEnd, Buffer.alloc(newSize % D));
+    }
+    await this.handle.truncate(hdr + rawLength(this.codec.layout, newSize));
+  }
+
+  /** Encodes user data starting at block `first` and writes it in place, in bounded batches. */
+  private async writeBlocks(first: number, data: Buffer): Promise<void> {
+    const D = this.codec.dataBlockSize;
+    const B = this.codec.layout.blockSize;
+    const hdr = this.fileIV !== 0n ? this.codec.headerSize : 0;
+    for (let done = 0; done < data.length; done += BATCH_BLOCKS * D) {
+      const chunk = data.subarray(done, Math.min(data.length, done + BATCH_BLOCKS * D));
+      const k = first + done / D;
+      const raw = await this.codec.blocks.encodeAsync(chunk, k, this.fileIV, this.codec.randFor(Math.ceil(chunk.length / D)));
+      await this.writeAll(raw, hdr + k * B);
+    }
+  }
+
+  private async writeAll(buf: Buffer, position: number): Promise<void> {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await this.handle.write(buf, done, buf.length - done, position + done);
+      if (bytesWritten === 0) throw new DvfsError('E_IO', 'short write to ciphertext file', { path: this.displayPath });
+      done += bytesWritten;
+    }
+  }
+}

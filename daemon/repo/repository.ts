@@ -1,0 +1,117 @@
+/**
+ * Where a repository lives and what kind it is. A dvfs repository is a directory holding `.dvfs/repo.json`
+ * and a working tree of ciphertext (in encfs mode, an EncFS volume at `tree/`). dvfs also accepts a plain
+ * stock EncFS volume directory (one holding `.encfs6.xml`) wherever it takes a repository.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { DvfsError, isNodeError } from '../errors.js';
+import { CONFIG_FILE_NAME, type Preset } from '../encfs/config.js';
+import { EncfsVolume, type OpenOptions } from '../encfs/volume.js';
+
+export const META_DIR = '.dvfs';
+export const META_FILE = 'repo.json';
+export const TREE_DIR = 'tree';
+export const REPO_FORMAT = 1;
+
+export type RepoMode = 'encfs';
+
+export interface RepoMeta {
+  format: number;
+  id: string;
+  mode: RepoMode;
+  /** The ciphertext working tree, relative to the repository root. */
+  tree: string;
+  createdAt: string;
+}
+
+export interface Repository {
+  kind: 'dvfs' | 'encfs-volume';
+  root: string;
+  /** The EncFS volume directory (holds `.encfs6.xml`). */
+  encfsRoot: string;
+  meta: RepoMeta | null;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if (isNodeError(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return false;
+    throw e;
+  }
+}
+
+export async function locateRepository(path: string): Promise<Repository> {
+  const root = resolve(path);
+  const metaPath = join(root, META_DIR, META_FILE);
+  if (await exists(metaPath)) {
+    let meta: RepoMeta;
+    try {
+      meta = JSON.parse(await readFile(metaPath, 'utf8')) as RepoMeta;
+    } catch (e) {
+      throw new DvfsError('E_CONFIG', `unreadable repository metadata: ${(e as Error).message}`, { path: metaPath });
+    }
+    if (meta.format !== REPO_FORMAT || typeof meta.tree !== 'string' || meta.mode !== 'encfs') {
+      throw new DvfsError('E_UNSUPPORTED', `repository format ${String(meta.format)} / mode ${String(meta.mode)} is not supported by this dvfs`, {
+        path: metaPath,
+        hint: 'upgrade dvfs',
+      });
+    }
+    return { kind: 'dvfs', root, encfsRoot: join(root, meta.tree), meta };
+  }
+  if (await exists(join(root, CONFIG_FILE_NAME))) {
+    return { kind: 'encfs-volume', root, encfsRoot: root, meta: null };
+  }
+  if (!(await exists(root))) {
+    throw new DvfsError('E_NOTFOUND', 'no such repository', { path: root, hint: 'create one with: dvfs init REPO --mode encfs' });
+  }
+  throw new DvfsError('E_NOTFOUND', `not a dvfs repository or EncFS volume (no ${META_DIR}/${META_FILE} or ${CONFIG_FILE_NAME})`, {
+    path: root,
+    hint: 'create one with: dvfs init REPO --mode encfs',
+  });
+}
+
+export interface InitOptions {
+  mode: RepoMode;
+  preset: Preset;
+  kdfIterations?: number;
+  codec?: OpenOptions['codec'];
+}
+
+/**
+ * Creates a repository. It is assembled in a hidden staging directory next to `path` and renamed into place
+ * only when complete, so a failure leaves nothing behind. `path` must not exist or must be empty.
+ */
+export async function initRepository(path: string, password: Buffer, options: InitOptions): Promise<Repository> {
+  const root = resolve(path);
+  if (await exists(root)) {
+    const st = await stat(root);
+    if (!st.isDirectory() || (await readdir(root)).length > 0) {
+      throw new DvfsError('E_EXISTS', 'already exists and is not an empty directory', { path: root, hint: 'choose a new path' });
+    }
+  }
+  const staging = `${root}.dvfs-init-${process.pid}`;
+  try {
+    await mkdir(join(staging, META_DIR), { recursive: true, mode: 0o700 });
+    const meta: RepoMeta = { format: REPO_FORMAT, id: randomUUID(), mode: options.mode, tree: TREE_DIR, createdAt: new Date().toISOString() };
+    await EncfsVolume.create(join(staging, TREE_DIR), password, {
+      preset: options.preset,
+      ...(options.kdfIterations === undefined ? {} : { kdfIterations: options.kdfIterations }),
+      creator: 'EncFS 1.9.5',
+    });
+    await writeFile(join(staging, META_DIR, META_FILE), JSON.stringify(meta, null, 2) + '\n', { mode: 0o644 });
+    await rm(root, { recursive: true, force: true }); // only ever an empty directory here
+    await rename(staging, root);
+    return { kind: 'dvfs', root, encfsRoot: join(root, TREE_DIR), meta };
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export function openVolume(repo: Repository, password: Buffer, options: OpenOptions = {}): Promise<EncfsVolume> {
+  return EncfsVolume.open(repo.encfsRoot, password, options);
+}
