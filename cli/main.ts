@@ -13,8 +13,11 @@ import { infoCommand } from './commands/info.js';
 import { initCommand } from './commands/init.js';
 import { lsCommand } from './commands/ls.js';
 import { putCommand } from './commands/put.js';
+import { mountCommand } from './commands/mount.js';
+import { statusCommand } from './commands/status.js';
+import { umountCommand } from './commands/umount.js';
 
-const COMMANDS: Command[] = [initCommand, infoCommand, lsCommand, catCommand, putCommand, demoCommand];
+const COMMANDS: Command[] = [initCommand, infoCommand, lsCommand, catCommand, putCommand, mountCommand, umountCommand, statusCommand, demoCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

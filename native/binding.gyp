@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "dvfs_native",
-      "sources": ["src/addon.cc", "src/codec.cc"],
+      "sources": ["src/addon.cc", "src/codec.cc", "src/fsops.cc"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags": ["-O3", "-fvisibility=hidden"],
       "cflags_cc": ["-O3", "-fvisibility=hidden", "-Wno-deprecated-declarations"],

@@ -10,6 +10,7 @@ import { DvfsError, IntegrityError } from '../errors.js';
 import type { EncfsCipher } from './cipher.js';
 import { dataBytesPerBlock, plainLength, rawLength, type BlockCodec, type BlockLayout } from './block-codec.js';
 import type { EncfsConfig } from './config.js';
+import type { FileContent } from '../vfs/crypto-tree.js';
 
 export const FILE_HEADER_SIZE = 8;
 
@@ -94,7 +95,7 @@ export class ContentCodec {
 }
 
 /** An open ciphertext file seen as plaintext. Mutations on one CipherFile are serialised. */
-export class CipherFile {
+export class CipherFile implements FileContent {
   /** 0n until the header exists (EncFS creates it lazily, on the first write or truncate). */
   private fileIV = 0n;
   private tail: Promise<unknown> = Promise.resolve();
@@ -108,7 +109,7 @@ export class CipherFile {
   ) {}
 
   /** Opens (or with flags 'w+'/'wx+' creates) a ciphertext file; reads its header when it has one. */
-  static async open(rawPath: string, flags: string, codec: ContentCodec, externalIV: bigint, displayPath: string, mode = 0o644): Promise<CipherFile> {
+  static async open(rawPath: string, flags: string | number, codec: ContentCodec, externalIV: bigint, displayPath: string, mode = 0o644): Promise<CipherFile> {
     const handle = await open(rawPath, flags, mode);
     const file = new CipherFile(handle, codec, externalIV, displayPath);
     try {
@@ -139,6 +140,10 @@ export class CipherFile {
 
   async size(): Promise<number> {
     return this.codec.plainSize(await this.rawSize(), this.displayPath);
+  }
+
+  rawStats(): Promise<import('node:fs').Stats> {
+    return this.handle.stat();
   }
 
   async read(offset: number, length: number): Promise<Buffer> {

@@ -51,6 +51,17 @@ export interface NativeModule {
   /** OpenSSL version string of the OpenSSL the addon runs on (Node's own). */
   readonly openssl: string;
   readonly Codec: NativeCodecConstructor;
+  /** Filesystem calls Node lacks (used by the FUSE frontend); absent in older builds. */
+  readonly fs?: NativeFsOps;
+}
+
+/** Throw Errors with `code` set to the errno name. */
+export interface NativeFsOps {
+  lgetxattr(path: string, name: string): Buffer | null;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
+  llistxattr(path: string): string[];
+  lremovexattr(path: string, name: string): void;
+  mkfifo(path: string, mode: number): void;
 }
 
 export type NativeWarningSink = (message: string, reason: string) => void;

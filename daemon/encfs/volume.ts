@@ -55,7 +55,8 @@ export interface CreateOptions {
   overrides?: Partial<Omit<EncfsConfig, 'encodedKeyData' | 'saltData' | 'kdfIterations' | 'subVersion'>>;
 }
 
-const TEMP_PREFIX = '.dvfs-tmp-';
+/** Ciphertext names dvfs writes for itself (never valid EncFS names: they contain '.'). */
+export const TEMP_PREFIX = '.dvfs-tmp-';
 
 function typeOf(mode: number): EntryType {
   switch (mode & fsc.S_IFMT) {

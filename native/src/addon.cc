@@ -10,6 +10,8 @@
 // Async calls do not copy their inputs: they hold references to the input buffers (and to the codec) until
 // the promise settles, like fs.write does, so callers must not modify those buffers meanwhile.
 #include <node_api.h>
+
+#include "fsops.h"
 #include <openssl/crypto.h>
 
 #include <cmath>
@@ -623,6 +625,7 @@ napi_value Init(napi_env env, napi_value exports) {
   CHECK_NAPI(env, napi_set_named_property(env, exports, "Codec", cls), "exports.Codec");
   CHECK_NAPI(env, napi_set_named_property(env, exports, "abiVersion", abi), "exports.abiVersion");
   CHECK_NAPI(env, napi_set_named_property(env, exports, "openssl", ssl), "exports.openssl");
+  if (!RegisterFsOps(env, exports)) return nullptr;
   return exports;
 }
 

@@ -1,0 +1,147 @@
+/**
+ * An EncFS volume as the FUSE frontend sees it (CryptoTree): locating plaintext paths with cached directory
+ * IVs, decoding entries, opening contents, and renames that re-encode what EncFS binds to paths — every
+ * name below a directory when names are chained, and file headers under external IV chaining.
+ */
+import { constants as fsc, type Stats } from 'node:fs';
+import { lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DvfsError } from '../errors.js';
+import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/crypto-tree.js';
+import { CONFIG_FILE_NAME } from './config.js';
+import { CipherFile } from './content.js';
+import { splitPath } from './names.js';
+import { TEMP_PREFIX, type EncfsVolume } from './volume.js';
+
+/** Directory locations kept for fast path resolution; cleared wholesale when a directory moves. */
+const DIR_CACHE_LIMIT = 50_000;
+
+/** Reports names inside a renamed directory that could not be re-encoded (left as they were). */
+export type RecodeProblem = (rawPath: string, reason: string) => void;
+
+export class EncfsTree implements CryptoTree<bigint> {
+  readonly format = 'encfs' as const;
+  readonly root: string;
+  readonly maxNameBytes: number;
+  readonly hardLinks: boolean;
+  private readonly dirs = new Map<string, Location<bigint>>();
+
+  constructor(
+    readonly volume: EncfsVolume,
+    private readonly onRecodeProblem: RecodeProblem = () => undefined,
+  ) {
+    this.root = volume.root;
+    this.maxNameBytes = volume.paths.names.maxNameBytes;
+    this.hardLinks = !volume.config.externalIVChaining;
+  }
+
+  private rootLocation(): Location<bigint> {
+    return { plainPath: '', rawPath: this.root, ctx: 0n };
+  }
+
+  async locate(plainPath: string): Promise<Location<bigint>> {
+    const parts = splitPath(plainPath);
+    let loc = this.rootLocation();
+    for (let i = 0; i < parts.length; i++) {
+      const prefix = parts.slice(0, i + 1).join('/');
+      const cached = i < parts.length - 1 ? this.dirs.get(prefix) : undefined;
+      if (cached) {
+        loc = cached;
+        continue;
+      }
+      loc = await this.child(loc, parts[i] as string);
+      if (i < parts.length - 1) this.remember(loc);
+    }
+    return loc;
+  }
+
+  async child(dir: Location<bigint>, name: string): Promise<Location<bigint>> {
+    const enc = this.volume.paths.encodeName(name, dir.ctx);
+    return { plainPath: dir.plainPath === '' ? name : `${dir.plainPath}/${name}`, rawPath: join(dir.rawPath, enc.cipher), ctx: enc.iv };
+  }
+
+  private remember(loc: Location<bigint>): void {
+    if (this.dirs.size >= DIR_CACHE_LIMIT) this.dirs.clear();
+    this.dirs.set(loc.plainPath, loc);
+  }
+
+  decodeEntry(dir: Location<bigint>, cipherName: string): string | null {
+    if (dir.plainPath === '' && cipherName === CONFIG_FILE_NAME) return null;
+    if (cipherName.startsWith(TEMP_PREFIX)) return null;
+    return this.volume.paths.decodeName(cipherName, dir.ctx).name;
+  }
+
+  plainSize(rawStats: Stats, location: Location<bigint>): number {
+    return this.volume.content.plainSize(rawStats.size, location.plainPath);
+  }
+
+  async openContent(location: Location<bigint>, options: { create?: boolean; mode?: number; readOnly?: boolean }): Promise<FileContent> {
+    const flags = options.readOnly ? fsc.O_RDONLY : fsc.O_RDWR | (options.create ? fsc.O_CREAT : 0);
+    return CipherFile.open(location.rawPath, flags, this.volume.content, this.volume.externalIV(location.ctx), location.plainPath, options.mode ?? 0o644);
+  }
+
+  async mkdir(location: Location<bigint>, mode: number): Promise<void> {
+    await mkdir(location.rawPath, { mode });
+  }
+
+  async rmdir(location: Location<bigint>): Promise<void> {
+    await rmdir(location.rawPath);
+    this.dirs.clear();
+  }
+
+  encodeLinkTarget(target: string): string {
+    return this.volume.paths.encodeLinkTarget(target);
+  }
+
+  decodeLinkTarget(stored: string): string {
+    return this.volume.paths.decodeLinkTarget(stored);
+  }
+
+  async rename(from: Location<bigint>, to: Location<bigint>, openFiles: OpenFileLookup): Promise<void> {
+    const st = await lstat(from.rawPath);
+    await rename(from.rawPath, to.rawPath);
+    if (st.isDirectory()) {
+      this.dirs.clear();
+      if (this.volume.config.chainedNameIV && from.ctx !== to.ctx) await this.recode(to.rawPath, from.ctx, to.ctx, openFiles);
+    } else if (st.isFile()) {
+      await this.reseal(to.rawPath, from.ctx, to.ctx, openFiles);
+    }
+  }
+
+  /** Re-encodes every entry of a moved directory for its new chained IV, depth first. */
+  private async recode(rawDir: string, oldIV: bigint, newIV: bigint, openFiles: OpenFileLookup): Promise<void> {
+    const paths = this.volume.paths;
+    for (const name of await readdir(rawDir)) {
+      if (name.startsWith(TEMP_PREFIX)) continue;
+      let plain: { name: string; iv: bigint };
+      try {
+        plain = paths.decodeName(name, oldIV);
+      } catch (e) {
+        this.onRecodeProblem(join(rawDir, name), e instanceof DvfsError ? e.message : String(e));
+        continue;
+      }
+      const enc = paths.encodeName(plain.name, newIV);
+      const target = join(rawDir, enc.cipher);
+      if (enc.cipher !== name) await rename(join(rawDir, name), target);
+      const st = await lstat(target);
+      if (st.isDirectory()) await this.recode(target, plain.iv, enc.iv, openFiles);
+      else if (st.isFile()) await this.reseal(target, plain.iv, enc.iv, openFiles);
+    }
+  }
+
+  /** With external IV chaining, a moved file's header is re-sealed under its new path's IV. */
+  private async reseal(rawPath: string, oldIV: bigint, newIV: bigint, openFiles: OpenFileLookup): Promise<void> {
+    if (!this.volume.config.externalIVChaining || oldIV === newIV) return;
+    const open = await openFiles(rawPath);
+    if (open instanceof CipherFile) {
+      await open.setExternalIV(newIV);
+      return;
+    }
+    const file = await CipherFile.open(rawPath, fsc.O_RDWR, this.volume.content, oldIV, rawPath);
+    try {
+      await file.setExternalIV(newIV);
+    } finally {
+      await file.close();
+    }
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * The FUSE frontend: every filesystem operation on plaintext paths, carried out on the ciphertext tree of a
+ * CryptoTree. Errors become errnos (and a log line with the path); integrity failures become EIO and are
+ * logged at error level — a tampered file is never returned as wrong plaintext.
+ */
+import { constants as fsc, type Stats } from 'node:fs';
+import { chmod, link, lchown, lstat, lutimes, readdir, readlink, statfs, symlink, unlink } from 'node:fs/promises';
+import type { FuseOperations, FuseStat, FuseStatfs } from 'fuse-native';
+import { IntegrityError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CryptoTree, Location } from '../vfs/crypto-tree.js';
+import { ERRNO, errnoName, errnoOf, FsError } from './errno.js';
+import { OpenFiles } from './open-files.js';
+import type { SpecialFiles } from './special-files.js';
+
+export interface FrontendOptions {
+  readOnly: boolean;
+  logger: Logger;
+  special: SpecialFiles;
+}
+
+export interface FrontendStats {
+  mountedAt: string;
+  openHandles: number;
+  openFiles: number;
+  bytesRead: number;
+  bytesWritten: number;
+  errors: number;
+  integrityErrors: number;
+  operations: number;
+}
+
+/** Errnos that are part of normal life (lookups of missing names) and are not logged as errors. */
+const QUIET = new Set<number>([ERRNO.ENOENT, ERRNO.EEXIST, ERRNO.ENOTEMPTY, ERRNO.ENODATA, ERRNO.ENOTSUP]);
+
+const toFuseStat = (st: Stats, size: number): FuseStat => ({
+  mode: st.mode,
+  uid: st.uid,
+  gid: st.gid,
+  size,
+  dev: st.dev,
+  nlink: st.nlink,
+  ino: st.ino,
+  rdev: st.rdev,
+  blksize: st.blksize,
+  blocks: st.blocks,
+  atime: st.atime,
+  mtime: st.mtime,
+  ctime: st.ctime,
+});
+
+export class Frontend {
+  readonly files = new OpenFiles();
+  private readonly startedAt = new Date();
+  private counters = { bytesRead: 0, bytesWritten: 0, errors: 0, integrityErrors: 0, operations: 0 };
+
+  constructor(
+    private readonly tree: CryptoTree,
+    private readonly options: FrontendOptions,
+  ) {}
+
+  stats(): FrontendStats {
+    return { mountedAt: this.startedAt.toISOString(), openHandles: this.files.count, openFiles: this.files.files, ...this.counters };
+  }
+
+  private get log(): Logger {
+    return this.options.logger;
+  }
+
+  private writable(): void {
+    if (this.options.readOnly) throw new FsError('EROFS');
+  }
+
+  /** Runs an operation, answering FUSE with its result or a negative errno. */
+  private run<T>(op: string, path: string, body: () => Promise<T>, answer: (err: number, value?: T) => void): void {
+    this.counters.operations++;
+    body().then(
+      (value) => answer(0, value),
+      (e: unknown) => {
+        const errno = errnoOf(e);
+        if (!QUIET.has(errno)) this.counters.errors++;
+        if (e instanceof IntegrityError) {
+          this.counters.integrityErrors++;
+          this.log.error({ op, path, errno: 'EIO', block: e.block, err: e.message }, 'integrity error: ciphertext tampered or corrupt');
+        } else if (!QUIET.has(errno)) {
+          const err = e instanceof Error ? e.message : String(e);
+          this.log.warn({ op, path, errno: errnoName(errno), err }, 'operation failed');
+        }
+        answer(-errno);
+      },
+    );
+  }
+
+  private async statOf(loc: Location, st: Stats): Promise<FuseStat> {
+    if (st.isFile()) return toFuseStat(st, this.tree.plainSize(st, loc));
+    if (st.isSymbolicLink()) return toFuseStat(st, Buffer.byteLength(this.tree.decodeLinkTarget(await readlink(loc.rawPath))));
+    return toFuseStat(st, st.size);
+  }
+
+  private handle(fd: number): NonNullable<ReturnType<OpenFiles['get']>> {
+    const h = this.files.get(fd);
+    if (!h) throw new FsError('EBADF');
+    return h;
+  }
+
+  operations(): FuseOperations {
+    const tree = this.tree;
+    return {
+      init: (cb) => cb(0),
+      getattr: (path, cb) =>
+        this.run('getattr', path, async () => {
+          const loc = await tree.locate(path);
+          return this.statOf(loc, await lstat(loc.rawPath));
+        }, cb),
+      fgetattr: (path, fd, cb) =>
+        this.run('fgetattr', path, async () => {
+          const h = this.handle(fd);
+          const st = await h.shared.content.rawStats();
+          return toFuseStat(st, await h.shared.content.size());
+        }, cb),
+      access: (path, _mode, cb) =>
+        this.run('access', path, async () => {
+          await lstat((await tree.locate(path)).rawPath);
+        }, cb),
+      statfs: (path, cb) =>
+        this.run('statfs', path, async (): Promise<FuseStatfs> => {
+          const s = await statfs(tree.root);
+          const cap = (n: number): number => Math.min(n, 0xffffffff);
+          return { bsize: s.bsize, frsize: s.bsize, blocks: cap(s.blocks), bfree: cap(s.bfree), bavail: cap(s.bavail), files: cap(s.files), ffree: cap(s.ffree), favail: cap(s.ffree), fsid: 0, flag: 0, namemax: tree.maxNameBytes };
+        }, cb),
+      readdir: (path, cb) =>
+        this.run('readdir', path, async () => {
+          const dir = await tree.locate(path);
+          const names = ['.', '..'];
+          for (const cipherName of await readdir(dir.rawPath)) {
+            try {
+              const name = tree.decodeEntry(dir, cipherName);
+              if (name !== null) names.push(name);
+            } catch (e) {
+              this.log.warn({ op: 'readdir', path, cipherName, err: e instanceof Error ? e.message : String(e) }, 'undecodable directory entry skipped');
+            }
+          }
+          return names;
+        }, (err, names) => cb(err, names ?? [])),
+      create: (path, mode, cb) =>
+        this.run('create', path, async () => {
+          this.writable();
+          const loc = await tree.locate(path);
+          const content = await tree.openContent(loc, { create: true, mode: mode & 0o7777 });
+          const ino = (await content.rawStats()).ino;
+          return this.files.add(ino, async () => content, { writable: true, append: false, path });
+        }, cb),
+      open: (path, flags, cb) =>
+        this.run('open', path, async () => {
+          const access = flags & 3; // O_ACCMODE
+          const writable = access !== fsc.O_RDONLY;
+          if (writable || flags & fsc.O_TRUNC) this.writable();
+          const loc = await tree.locate(path);
+          const st = await lstat(loc.rawPath);
+          if (st.isDirectory()) throw new FsError('EISDIR');
+          const fd = await this.files.add(st.ino, () => tree.openContent(loc, { readOnly: this.options.readOnly }), { writable, append: (flags & fsc.O_APPEND) !== 0, path });
+          if (flags & fsc.O_TRUNC) await this.handle(fd).shared.content.truncate(0);
+          return fd;
+        }, cb),
+      read: (path, fd, buffer, length, position, cb) =>
+        this.run('read', path, async () => {
+          const data = await this.handle(fd).shared.content.read(position, length);
+          data.copy(buffer);
+          this.counters.bytesRead += data.length;
+          return data.length;
+        }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
+      write: (path, fd, buffer, length, position, cb) =>
+        this.run('write', path, async () => {
+          const h = this.handle(fd);
+          if (!h.writable) throw new FsError('EBADF');
+          const at = h.append ? await h.shared.content.size() : position;
+          await h.shared.content.write(at, buffer.subarray(0, length));
+          this.counters.bytesWritten += length;
+          return length;
+        }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
+      flush: (path, _fd, cb) => cb(0),
+      fsync: (path, _datasync, fd, cb) =>
+        this.run('fsync', path, async () => {
+          await this.handle(fd).shared.content.sync();
+        }, cb),
+      release: (path, fd, cb) => this.run('release', path, () => this.files.release(fd), cb),
+      truncate: (path, size, cb) =>
+        this.run('truncate', path, async () => {
+          this.writable();
+          const loc = await tree.locate(path);
+          const st = await lstat(loc.rawPath);
+          if (st.isDirectory()) throw new FsError('EISDIR');
+          const open = this.files.byInode(st.ino);
+          if (open) return open.content.truncate(size);
+          const content = await tree.openContent(loc, {});
+          try {
+            await content.truncate(size);
+          } finally {
+            await content.close();
+          }
+        }, cb),
+      ftruncate: (path, fd, size, cb) =>
+        this.run('ftruncate', path, async () => {
+          this.writable();
+          await this.handle(fd).shared.content.truncate(size);
+        }, cb),
+      unlink: (path, cb) =>
+        this.run('unlink', path, async () => {
+          this.writable();
+          await unlink((await tree.locate(path)).rawPath);
+        }, cb),
+      mkdir: (path, mode, cb) =>
+        this.run('mkdir', path, async () => {
+          this.writable();
+          await tree.mkdir(await tree.locate(path), mode & 0o7777);
+        }, cb),
+      rmdir: (path, cb) =>
+        this.run('rmdir', path, async () => {
+          this.writable();
+          await tree.rmdir(await tree.locate(path));
+        }, cb),
+      rename: (src, dest, cb) =>
+        this.run('rename', src, async () => {
+          this.writable();
+          const from = await tree.locate(src);
+          const to = await tree.locate(dest);
+          await tree.rename(from, to, (rawPath) => this.files.findByRawPath(rawPath));
+        }, cb),
+      link: (src, dest, cb) =>
+        this.run('link', src, async () => {
+          this.writable();
+          if (!tree.hardLinks) throw new FsError('EPERM', 'hard links are impossible with external IV chaining');
+          await link((await tree.locate(src)).rawPath, (await tree.locate(dest)).rawPath);
+        }, cb),
+      symlink: (target, path, cb) =>
+        this.run('symlink', path, async () => {
+          this.writable();
+          await symlink(tree.encodeLinkTarget(target), (await tree.locate(path)).rawPath);
+        }, cb),
+      readlink: (path, cb) =>
+        this.run('readlink', path, async () => tree.decodeLinkTarget(await readlink((await tree.locate(path)).rawPath)), cb),
+      chmod: (path, mode, cb) =>
+        this.run('chmod', path, async () => {
+          this.writable();
+          await chmod((await tree.locate(path)).rawPath, mode & 0o7777);
+        }, cb),
+      chown: (path, uid, gid, cb) =>
+        this.run('chown', path, async () => {
+          this.writable();
+          await lchown((await tree.locate(path)).rawPath, uid, gid);
+        }, cb),
+      utimens: (path, atime, mtime, cb) =>
+        this.run('utimens', path, async () => {
+          this.writable();
+          await lutimes((await tree.locate(path)).rawPath, atime / 1000, mtime / 1000);
+        }, cb),
+      mknod: (path, mode, _dev, cb) =>
+        this.run('mknod', path, async () => {
+          this.writable();
+          const loc = await tree.locate(path);
+          const type = mode & fsc.S_IFMT;
+          if (type === fsc.S_IFREG || type === 0) {
+            const content = await tree.openContent(loc, { create: true, mode: mode & 0o7777 });
+            await content.close();
+          } else if (type === fsc.S_IFIFO) {
+            await this.options.special.mkfifo(loc.rawPath, mode & 0o7777);
+          } else {
+            throw new FsError('EPERM', 'only regular files and fifos can be created with mknod');
+          }
+        }, cb),
+      setxattr: (path, name, value, _position, flags, cb) =>
+        this.run('setxattr', path, async () => {
+          this.writable();
+          await this.options.special.setxattr((await tree.locate(path)).rawPath, name, value, flags);
+        }, cb),
+      getxattr: (path, name, _position, cb) =>
+        this.run('getxattr', path, async () => this.options.special.getxattr((await tree.locate(path)).rawPath, name), (err, value) => cb(err, value ?? null)),
+      listxattr: (path, cb) =>
+        this.run('listxattr', path, async () => this.options.special.listxattr((await tree.locate(path)).rawPath), (err, list) => cb(err, list ?? [])),
+      removexattr: (path, name, cb) =>
+        this.run('removexattr', path, async () => {
+          this.writable();
+          await this.options.special.removexattr((await tree.locate(path)).rawPath, name);
+        }, cb),
+    };
+  }
+
+  /** Flushes every open file to disk (the control socket's `flush`, and before unmount). */
+  async flush(): Promise<void> {
+    await this.files.syncAll();
+  }
+
+  async close(): Promise<void> {
+    await this.files.closeAll();
+  }
+}

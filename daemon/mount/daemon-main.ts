@@ -1,0 +1,62 @@
+/**
+ * Entry point of a detached mount daemon (spawned by `dvfs mount`). It reads its launch request — the
+ * session spec and the password — as one JSON line on stdin (never argv), logs to the mount's log file,
+ * and tells the launcher on stdout `READY <record>` or `FAILED <message>`, after which it writes nothing
+ * to stdout/stderr again.
+ */
+import { DvfsError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { prepareSession, startSession, type SessionSpec } from './session.js';
+
+interface LaunchRequest extends SessionSpec {
+  password: string;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function tell(line: string): void {
+  try {
+    process.stdout.write(line + '\n');
+  } catch {
+    // the launcher is gone; nothing to tell
+  }
+}
+
+async function main(): Promise<void> {
+  const request = JSON.parse(await readStdin()) as LaunchRequest;
+  const password = Buffer.from(request.password, 'base64');
+  request.password = '';
+  const spec: SessionSpec = { repo: request.repo, mountpoint: request.mountpoint, readOnly: request.readOnly, allowOther: request.allowOther };
+  const prepared = await prepareSession(spec);
+  const logger = createLogger({ file: prepared.run.log, name: 'dvfs-mount' });
+  process.on('uncaughtException', (e) => logger.error({ err: e.message, stack: e.stack }, 'uncaught exception (daemon keeps serving)'));
+  process.on('unhandledRejection', (e) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection (daemon keeps serving)'));
+  let session;
+  try {
+    session = await startSession(spec, password, logger, prepared);
+  } catch (e) {
+    logger.error({ err: e instanceof Error ? e.message : String(e) }, 'mount failed');
+    throw e;
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void session.shutdown(signal));
+  process.on('SIGHUP', () => undefined);
+  tell(`READY ${JSON.stringify(session.record)}`);
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
+  await session.done;
+  logger.flush();
+  setTimeout(() => process.exit(0), 50);
+}
+
+main().catch((e: unknown) => {
+  const failure =
+    e instanceof DvfsError
+      ? { code: e.code, message: e.message, path: e.path, hint: e.hint }
+      : { code: 'E_IO', message: e instanceof Error ? e.message : String(e) };
+  tell(`FAILED ${JSON.stringify(failure)}`);
+  process.exit(1);
+});

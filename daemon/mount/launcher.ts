@@ -1,0 +1,89 @@
+/**
+ * `dvfs mount` without --foreground: starts a detached daemon, hands it the password over a pipe, and
+ * returns once the mount answers (or reports why it failed). Also finds and cleans stale mounts left by a
+ * killed daemon, and stops a running one for `dvfs umount`.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DvfsError, type DvfsErrorCode } from '../errors.js';
+import { ctlRequest } from '../ctl/client.js';
+import { detachMount, mountState, processAlive } from './mountinfo.js';
+import { findRecord, removeRecord, type MountRecord } from './records.js';
+import type { SessionSpec } from './session.js';
+
+const DAEMON = fileURLToPath(new URL('./daemon-main.js', import.meta.url));
+const START_TIMEOUT_MS = 120_000;
+
+export async function launchDaemon(spec: SessionSpec, password: Buffer): Promise<MountRecord> {
+  const child = spawn(process.execPath, [DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end(JSON.stringify({ ...spec, password: password.toString('base64') }) + '\n');
+  let out = '';
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  return new Promise<MountRecord>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new DvfsError('E_IO', `the mount daemon did not come up within ${START_TIMEOUT_MS / 1000} s`, { path: spec.mountpoint })), START_TIMEOUT_MS);
+    const detach = (): void => {
+      clearTimeout(timer);
+      child.stdout.destroy();
+      child.stderr.destroy();
+      child.unref();
+    };
+    const fail = (e: Error): void => {
+      detach();
+      reject(e);
+    };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      const line = out.slice(0, nl);
+      if (line.startsWith('READY ')) {
+        detach();
+        resolve(JSON.parse(line.slice(6)) as MountRecord);
+      } else if (line.startsWith('FAILED ')) {
+        const f = JSON.parse(line.slice(7)) as { code: DvfsErrorCode; message: string; path?: string; hint?: string };
+        fail(new DvfsError(f.code, f.message, { ...(f.path ? { path: f.path } : {}), ...(f.hint ? { hint: f.hint } : {}) }));
+      } else {
+        fail(new DvfsError('E_IO', `unexpected output from the mount daemon: ${line.slice(0, 200)}`));
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (out.includes('\n')) return;
+      fail(new DvfsError('E_IO', `the mount daemon exited (${signal ?? `code ${code}`}) before mounting${err ? `: ${err.trim().split('\n').pop()}` : ''}`, { path: spec.mountpoint }));
+    });
+  });
+}
+
+export type StaleCleanup = { cleaned: false } | { cleaned: true; message: string };
+
+/**
+ * Cleans what a killed daemon left at `mountpoint`: a dead FUSE mount (ENOTCONN) and/or a record whose
+ * daemon is gone. A live mount is left alone.
+ */
+export function cleanStale(mountpoint: string): StaleCleanup {
+  const record = findRecord(mountpoint);
+  const state = mountState(mountpoint);
+  const daemonAlive = record !== null && processAlive(record.pid);
+  if (state === 'alive' && (record === null || daemonAlive)) return { cleaned: false };
+  if (state === 'not-mounted' && (record === null || daemonAlive)) return { cleaned: false };
+  const parts: string[] = [];
+  if (state !== 'not-mounted') {
+    if (!detachMount(mountpoint)) throw new DvfsError('E_IO', 'cannot detach the stale mount', { path: mountpoint, hint: `try: fusermount -uz ${mountpoint}` });
+    parts.push('detached a stale mount');
+  }
+  if (record) {
+    removeRecord(record);
+    parts.push(`removed the record of daemon pid ${record.pid}, which is not running`);
+  }
+  return { cleaned: true, message: `${mountpoint}: ${parts.join('; ')}` };
+}
+
+/** Asks a mount's daemon to unmount and waits until it has exited. */
+export async function stopDaemon(record: MountRecord, timeoutMs = 120_000): Promise<void> {
+  await ctlRequest(record.socket, 'unmount');
+  const deadline = Date.now() + timeoutMs;
+  while (processAlive(record.pid)) {
+    if (Date.now() > deadline) throw new DvfsError('E_IO', `daemon pid ${record.pid} did not exit within ${timeoutMs / 1000} s`, { path: record.mountpoint });
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * One mount: opens the repository's tree, serves it through FUSE, answers the control socket, records
+ * itself in the run directory, and on `unmount`, SIGTERM or SIGINT flushes, unmounts and exits cleanly.
+ */
+import { DvfsError } from '../errors.js';
+import { startCtlServer, type CtlServer } from '../ctl/server.js';
+import { Frontend } from '../fuse/frontend.js';
+import { mountFuse, type MountedFuse } from '../fuse/mount.js';
+import { specialFiles } from '../fuse/special-files.js';
+import type { Logger } from '../log.js';
+import { openTree } from '../repo/open-tree.js';
+import { locateRepository, type Repository } from '../repo/repository.js';
+import { mountState } from './mountinfo.js';
+import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './records.js';
+
+export interface SessionSpec {
+  repo: string;
+  mountpoint: string;
+  readOnly: boolean;
+  allowOther: boolean;
+}
+
+export interface Session {
+  record: MountRecord;
+  /** Resolves once the session has unmounted and cleaned up. */
+  done: Promise<void>;
+  shutdown(reason: string): Promise<void>;
+}
+
+export type RunFiles = ReturnType<typeof prepareRunFiles>;
+
+/** Finds the repository and lays out the mount's run files (so the caller can open the log first). */
+export async function prepareSession(spec: SessionSpec): Promise<{ repo: Repository; run: RunFiles }> {
+  const repo = await locateRepository(spec.repo);
+  return { repo, run: prepareRunFiles(repo, spec.mountpoint) };
+}
+
+export async function startSession(spec: SessionSpec, password: Buffer, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
+  const { repo, run } = prepared;
+  const state = mountState(spec.mountpoint);
+  if (state !== 'not-mounted') {
+    throw new DvfsError('E_EXISTS', `something is already mounted here (${state})`, { path: spec.mountpoint, hint: 'dvfs umount it first' });
+  }
+  const tree = await openTree(repo, password, logger);
+  password.fill(0);
+  const frontend = new Frontend(tree, { readOnly: spec.readOnly, logger, special: specialFiles() });
+  let fuse: MountedFuse;
+  try {
+    fuse = await mountFuse(spec.mountpoint, frontend.operations(), { readOnly: spec.readOnly, allowOther: spec.allowOther, fsname: `dvfs:${tree.format}` });
+  } catch (e) {
+    throw new DvfsError('E_IO', `FUSE mount failed: ${e instanceof Error ? e.message : String(e)}`, { path: spec.mountpoint, hint: 'is /dev/fuse available and the mountpoint an empty directory?' });
+  }
+  const record: MountRecord = {
+    id: run.id,
+    pid: process.pid,
+    mountpoint: spec.mountpoint,
+    repo: repo.root,
+    tree: tree.root,
+    format: tree.format,
+    socket: run.socket,
+    log: run.log,
+    runDir: run.runDir,
+    readOnly: spec.readOnly,
+    startedAt: new Date().toISOString(),
+  };
+  let finished!: () => void;
+  const done = new Promise<void>((r) => (finished = r));
+  let closing: Promise<void> | null = null;
+  let ctl: CtlServer | null = null;
+
+  const shutdown = (reason: string): Promise<void> => {
+    closing ??= (async () => {
+      logger.info({ mountpoint: spec.mountpoint, reason }, 'unmounting');
+      try {
+        await frontend.flush();
+      } catch (e) {
+        logger.error({ err: e instanceof Error ? e.message : String(e) }, 'flush before unmount failed');
+      }
+      try {
+        await fuse.unmount();
+      } catch (e) {
+        logger.error({ err: e instanceof Error ? e.message : String(e) }, 'FUSE unmount failed');
+      }
+      await frontend.close();
+      await ctl?.close();
+      removeRecord(record);
+      logger.info({ mountpoint: spec.mountpoint, ...frontend.stats() }, 'unmounted');
+      finished();
+    })();
+    return closing;
+  };
+
+  ctl = await startCtlServer(run.socket, {
+    status: async () => ({ ...record, ...frontend.stats() }),
+    flush: async () => {
+      await frontend.flush();
+      return {};
+    },
+    unmount: async () => {
+      setImmediate(() => void shutdown('control socket'));
+      return {};
+    },
+  });
+  saveRecord(record);
+  logger.info({ mountpoint: spec.mountpoint, repo: repo.root, format: tree.format, readOnly: spec.readOnly, pid: process.pid }, 'mounted');
+  return { record, done, shutdown };
+}
