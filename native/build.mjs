@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runNodeGyp } from './gyp.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
@@ -61,53 +62,6 @@ function smokeTest() {
   return `cannot load the addon: ${(r.stdout || r.stderr || String(r.error ?? r.signal)).split('\n')[0]}`;
 }
 
-/** Where this Node's headers are, so node-gyp never tries to download them. */
-function nodeDir() {
-  const fromEnv = process.env.npm_config_nodedir;
-  if (fromEnv && existsSync(join(fromEnv, 'include', 'node', 'node_api.h'))) return fromEnv;
-  const prefix = dirname(dirname(process.execPath));
-  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) return prefix;
-  return null;
-}
-
-/** node-gyp commands to try, in order: [command, leading args, label]. */
-function nodeGypCandidates() {
-  const list = [];
-  const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
-  list.push([npx, ['--no-install', 'node-gyp'], 'npx --no-install node-gyp']);
-  // npm's own node-gyp: npm names it in the environment of lifecycle scripts; otherwise look next to npm.
-  const bundled = [
-    process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-    join(dirname(process.execPath), 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-  ];
-  for (const js of bundled) {
-    if (js && existsSync(js) && !list.some((c) => c[1][0] === js)) list.push([process.execPath, [js], js]);
-  }
-  const local = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'node-gyp.cmd' : 'node-gyp');
-  if (existsSync(local)) list.push([local, [], local]);
-  return list;
-}
-
-function build() {
-  const dir = nodeDir();
-  const gypArgs = ['rebuild', ...(dir ? [`--nodedir=${dir}`] : [])];
-  const log = [];
-  for (const [cmd, pre, label] of nodeGypCandidates()) {
-    const r = spawnSync(cmd, [...pre, ...gypArgs], {
-      cwd: here,
-      encoding: 'utf8',
-      stdio: verbose ? 'inherit' : 'pipe',
-      env: { ...process.env, npm_config_nodedir: dir ?? process.env.npm_config_nodedir ?? '' },
-      shell: process.platform === 'win32',
-    });
-    log.push(`$ ${label} ${gypArgs.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`);
-    if (r.status === 0 && existsSync(addon)) return { ok: true, log };
-    log.push(`(exit status ${r.status ?? r.signal ?? 'spawn error'})`);
-  }
-  return { ok: false, log };
-}
-
 function main() {
   if (process.env.DVFS_NO_NATIVE === '1') {
     say('DVFS_NO_NATIVE=1: not building the native codec');
@@ -117,7 +71,7 @@ function main() {
     return; // up to date
   }
   const started = Date.now();
-  const { ok, log } = build();
+  const { ok, log } = runNodeGyp(here, addon, verbose);
   if (!ok) {
     try {
       mkdirSync(dirname(logFile), { recursive: true });

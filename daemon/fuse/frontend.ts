@@ -33,6 +33,9 @@ export interface FrontendStats {
 /** Errnos that are part of normal life (lookups of missing names) and are not logged as errors. */
 const QUIET = new Set<number>([ERRNO.ENOENT, ERRNO.EEXIST, ERRNO.ENOTEMPTY, ERRNO.ENODATA, ERRNO.ENOTSUP]);
 
+/** utimens times at or above this many ms mean UTIME_OMIT (see native/fuse-native-fix.mjs). */
+const OMIT_MS = 2 ** 48 - 1;
+
 const toFuseStat = (st: Stats, size: number): FuseStat => ({
   mode: st.mode,
   uid: st.uid,
@@ -53,11 +56,14 @@ export class Frontend {
   readonly files = new OpenFiles();
   private readonly startedAt = new Date();
   private counters = { bytesRead: 0, bytesWritten: 0, errors: 0, integrityErrors: 0, operations: 0 };
+  private readonly traceOps: boolean;
 
   constructor(
     private readonly tree: CryptoTree,
     private readonly options: FrontendOptions,
-  ) {}
+  ) {
+    this.traceOps = options.logger.isLevelEnabled('trace');
+  }
 
   stats(): FrontendStats {
     return { mountedAt: this.startedAt.toISOString(), openHandles: this.files.count, openFiles: this.files.files, ...this.counters };
@@ -74,6 +80,7 @@ export class Frontend {
   /** Runs an operation, answering FUSE with its result or a negative errno. */
   private run<T>(op: string, path: string, body: () => Promise<T>, answer: (err: number, value?: T) => void): void {
     this.counters.operations++;
+    if (this.traceOps) this.log.trace({ op, path }, 'op');
     body().then(
       (value) => answer(0, value),
       (e: unknown) => {
@@ -252,7 +259,10 @@ export class Frontend {
       utimens: (path, atime, mtime, cb) =>
         this.run('utimens', path, async () => {
           this.writable();
-          await lutimes((await tree.locate(path)).rawPath, atime / 1000, mtime / 1000);
+          const raw = (await tree.locate(path)).rawPath;
+          // With dvfs's fuse-native fix, UTIME_OMIT arrives as OMIT_MS: keep that time as it is.
+          const current = atime >= OMIT_MS || mtime >= OMIT_MS ? await lstat(raw) : null;
+          await lutimes(raw, current && atime >= OMIT_MS ? current.atime : atime / 1000, current && mtime >= OMIT_MS ? current.mtime : mtime / 1000);
         }, cb),
       mknod: (path, mode, _dev, cb) =>
         this.run('mknod', path, async () => {
