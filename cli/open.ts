@@ -1,7 +1,10 @@
 /** Opening the repository or EncFS volume a command names, with the password the user gave. */
 import { DvfsError } from '../daemon/errors.js';
-import type { EncfsVolume } from '../daemon/encfs/volume.js';
-import { locateRepository, openVolume, type Repository } from '../daemon/repo/repository.js';
+import { silentLogger } from '../daemon/log.js';
+import { openTree } from '../daemon/repo/open-tree.js';
+import { locateRepository, type Repository } from '../daemon/repo/repository.js';
+import type { CryptoTree } from '../daemon/vfs/crypto-tree.js';
+import { PlainView } from '../daemon/vfs/plain-view.js';
 import type { OptionSpec } from './args.js';
 import type { CommandContext } from './command.js';
 import { PASSWORD_OPTION, requirePassword } from './password.js';
@@ -23,12 +26,19 @@ export function positional(ctx: CommandContext, index: number, what: string, usa
   return v;
 }
 
-export async function openRepoVolume(ctx: CommandContext, repoPath: string): Promise<{ repo: Repository; volume: EncfsVolume }> {
+export interface OpenedRepo {
+  repo: Repository;
+  tree: CryptoTree;
+  view: PlainView;
+}
+
+/** Locates the repository, reads the password and opens its tree (any format) with a plaintext view. */
+export async function openRepoView(ctx: CommandContext, repoPath: string): Promise<OpenedRepo> {
   const repo = await locateRepository(repoPath);
   const password = await requirePassword(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
-  const volume = await openVolume(repo, password, codec === undefined ? {} : { codec });
-  return { repo, volume };
+  const tree = await openTree(repo, password, silentLogger(), codec === undefined ? {} : { codec });
+  return { repo, tree, view: new PlainView(tree) };
 }
 
 /** Normalises a volume path given on the command line ('/a/b', 'a/b/', '.') to 'a/b' ('' = root). */

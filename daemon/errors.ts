@@ -9,6 +9,7 @@ export type DvfsErrorCode =
   | 'E_UNSUPPORTED'
   | 'E_INTEGRITY'
   | 'E_NAME'
+  | 'E_NAMETOOLONG'
   | 'E_NOTFOUND'
   | 'E_EXISTS'
   | 'E_NOTDIR'

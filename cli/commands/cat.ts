@@ -1,6 +1,6 @@
 import { DvfsError } from '../../daemon/errors.js';
 import type { Command } from '../command.js';
-import { openRepoVolume, positional, VOLUME_OPTIONS, volumePath } from '../open.js';
+import { openRepoView, positional, VOLUME_OPTIONS, volumePath } from '../open.js';
 
 const usage = 'dvfs cat REPO PATH [--password-file FILE]';
 const CHUNK = 4 << 20;
@@ -13,14 +13,14 @@ export const catCommand: Command = {
   details: 'Files up to 64 MiB are checked whole before output; larger ones stream in 4 MiB pieces. A tampered block (with block MACs) stops it with an integrity error naming the file and block.',
   options: VOLUME_OPTIONS,
   async run(ctx) {
-    const { volume } = await openRepoVolume(ctx, positional(ctx, 0, 'REPO', usage));
+    const { view } = await openRepoView(ctx, positional(ctx, 0, 'REPO', usage));
     const path = volumePath(positional(ctx, 1, 'PATH', usage));
-    const st = await volume.stat(path);
+    const st = await view.stat(path);
     if (st.type === 'dir') throw new DvfsError('E_ISDIR', 'is a directory', { path: path || '/', hint: 'use dvfs ls' });
     if (st.type === 'symlink') {
-      throw new DvfsError('E_USAGE', `is a symlink to ${await volume.readlink(path)}`, { path, hint: 'cat its target' });
+      throw new DvfsError('E_USAGE', `is a symlink to ${await view.readlink(path)}`, { path, hint: 'cat its target' });
     }
-    const file = await volume.openFile(path, 'r');
+    const file = await view.openFile(path, { readOnly: true });
     try {
       const size = await file.size();
       // Files up to WHOLE_LIMIT are decoded (and so authenticated) completely before the first byte goes

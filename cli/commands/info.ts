@@ -1,5 +1,10 @@
+import { EncfsTree } from '../../daemon/encfs/tree.js';
 import { EncfsVolume } from '../../daemon/encfs/volume.js';
-import { locateRepository, openVolume } from '../../daemon/repo/repository.js';
+import { silentLogger } from '../../daemon/log.js';
+import { NATIVE_CONFIG_FILE, readNativeConfig } from '../../daemon/native/config.js';
+import { openTree } from '../../daemon/repo/open-tree.js';
+import { locateRepository } from '../../daemon/repo/repository.js';
+import { join } from 'node:path';
 import { optionString } from '../args.js';
 import type { Command } from '../command.js';
 import { printJson } from '../format.js';
@@ -11,47 +16,55 @@ const usage = 'dvfs info REPO [--password-file FILE] [--json]';
 
 export const infoCommand: Command = {
   name: 'info',
-  summary: 'describe a repository or EncFS volume (checks the password when one is given)',
+  summary: 'describe a repository or volume (checks the password when one is given)',
   usage,
   options: [PASSWORD_OPTION, CODEC_OPTION],
   async run(ctx) {
     const repo = await locateRepository(positional(ctx, 0, 'REPO', usage));
-    const config = await EncfsVolume.readConfig(repo.encfsRoot);
     const passwordFile = optionString(ctx.args, 'password-file');
-    let unlocked: { codec: string } | null = null;
+    let codec: string | null = null;
     if (passwordFile !== undefined) {
-      const volume = await openVolume(repo, await readPasswordFile(passwordFile, (m) => ctx.note(m)));
-      unlocked = { codec: volume.content.blocks.name };
+      const tree = await openTree(repo, await readPasswordFile(passwordFile, (m) => ctx.note(m)), silentLogger());
+      codec = tree instanceof EncfsTree ? tree.volume.content.blocks.name : 'libsodium';
+      tree.dispose?.();
     }
-    const info = {
-      root: repo.root,
-      kind: repo.kind,
-      mode: 'encfs',
-      id: repo.meta?.id ?? null,
-      encfsRoot: repo.encfsRoot,
-      encfs: {
-        creator: config.creator,
-        subVersion: config.subVersion,
-        cipher: `${config.cipherAlg.name} ${config.cipherAlg.major}.${config.cipherAlg.minor}`,
-        keySize: config.keySize,
-        blockSize: config.blockSize,
-        nameCodec: `${config.nameAlg.name} ${config.nameAlg.major}.${config.nameAlg.minor}`,
-        uniqueIV: config.uniqueIV,
-        chainedNameIV: config.chainedNameIV,
-        externalIVChaining: config.externalIVChaining,
-        blockMACBytes: config.blockMACBytes,
-        blockMACRandBytes: config.blockMACRandBytes,
-        allowHoles: config.allowHoles,
-        kdfIterations: config.kdfIterations,
-      },
-      unlocked: unlocked !== null,
-      codec: unlocked?.codec ?? null,
+    const base = { root: repo.root, kind: repo.kind, mode: repo.format, id: repo.meta?.id ?? null, tree: repo.tree, encfsRoot: repo.encfsRoot, unlocked: codec !== null, codec };
+    if (repo.format === 'native') {
+      const c = await readNativeConfig(join(repo.tree, NATIVE_CONFIG_FILE));
+      const native = { version: c.version, chunkSize: c.chunkSize, kdf: `${c.kdf.alg} opslimit ${c.kdf.opslimit} memlimit ${c.kdf.memlimit}`, aead: 'XChaCha20-Poly1305 per chunk, names SIV-style' };
+      if (ctx.json) return printJson(ctx.out, { ...base, native });
+      ctx.out.write(
+        [
+          `repository:  ${base.root} (${repo.kind === 'dvfs' ? 'dvfs repository' : 'dvfs-native volume'}, native mode)`,
+          `tree:        ${base.tree}`,
+          `contents:    ${native.aead}, ${native.chunkSize}-byte chunks`,
+          `kdf:         ${native.kdf}`,
+          codec ? 'password:    ok' : 'password:    not checked (give --password-file)',
+        ].join('\n') + '\n',
+      );
+      return;
+    }
+    const config = await EncfsVolume.readConfig(repo.tree);
+    const encfs = {
+      creator: config.creator,
+      subVersion: config.subVersion,
+      cipher: `${config.cipherAlg.name} ${config.cipherAlg.major}.${config.cipherAlg.minor}`,
+      keySize: config.keySize,
+      blockSize: config.blockSize,
+      nameCodec: `${config.nameAlg.name} ${config.nameAlg.major}.${config.nameAlg.minor}`,
+      uniqueIV: config.uniqueIV,
+      chainedNameIV: config.chainedNameIV,
+      externalIVChaining: config.externalIVChaining,
+      blockMACBytes: config.blockMACBytes,
+      blockMACRandBytes: config.blockMACRandBytes,
+      allowHoles: config.allowHoles,
+      kdfIterations: config.kdfIterations,
     };
-    if (ctx.json) return printJson(ctx.out, info);
-    const e = info.encfs;
+    if (ctx.json) return printJson(ctx.out, { ...base, encfs });
+    const e = encfs;
     const lines = [
-      `repository:  ${info.root} (${info.kind === 'dvfs' ? 'dvfs repository' : 'stock EncFS volume'})`,
-      `encfsRoot:   ${info.encfsRoot}`,
+      `repository:  ${base.root} (${repo.kind === 'dvfs' ? 'dvfs repository' : 'stock EncFS volume'})`,
+      `encfsRoot:   ${repo.tree}`,
       `cipher:      ${e.cipher}, ${e.keySize}-bit key, ${e.blockSize}-byte blocks`,
       `names:       ${e.nameCodec}${e.chainedNameIV ? ', chained IVs' : ''}`,
       `contents:    ${e.uniqueIV ? 'per-file IV header' : 'no per-file IV'}${e.externalIVChaining ? ', external IV chaining' : ''}` +
@@ -59,7 +72,7 @@ export const infoCommand: Command = {
         `${e.allowHoles ? ', holes allowed' : ''}`,
       `kdf:         PBKDF2-HMAC-SHA1, ${e.kdfIterations} iterations`,
       `created by:  ${e.creator || '(unknown)'}`,
-      unlocked ? `password:    ok (codec: ${unlocked.codec})` : 'password:    not checked (give --password-file)',
+      codec ? `password:    ok (codec: ${codec})` : 'password:    not checked (give --password-file)',
     ];
     ctx.out.write(lines.join('\n') + '\n');
   },

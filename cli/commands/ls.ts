@@ -1,7 +1,7 @@
-import type { EncfsVolume, Entry, UndecodableEntry } from '../../daemon/encfs/volume.js';
+import type { Entry, PlainView, UndecodableEntry } from '../../daemon/vfs/plain-view.js';
 import type { Command } from '../command.js';
 import { humanBytes, modeString, printJson } from '../format.js';
-import { openRepoVolume, positional, VOLUME_OPTIONS, volumePath } from '../open.js';
+import { openRepoView, positional, VOLUME_OPTIONS, volumePath } from '../open.js';
 
 const usage = 'dvfs ls REPO [DIR] [--recursive] [--password-file FILE] [--json]';
 
@@ -10,21 +10,21 @@ interface Listed extends Entry {
   target?: string;
 }
 
-async function walk(volume: EncfsVolume, dir: string, recursive: boolean, out: Listed[], bad: (UndecodableEntry & { dir: string })[]): Promise<void> {
-  const { entries, undecodable } = await volume.list(dir);
+async function walk(view: PlainView, dir: string, recursive: boolean, out: Listed[], bad: (UndecodableEntry & { dir: string })[]): Promise<void> {
+  const { entries, undecodable } = await view.list(dir);
   for (const u of undecodable) bad.push({ ...u, dir: dir || '/' });
   for (const e of entries) {
     const path = dir === '' ? e.name : `${dir}/${e.name}`;
     const item: Listed = { ...e, path };
     if (e.type === 'symlink') {
       try {
-        item.target = await volume.readlink(path);
+        item.target = await view.readlink(path);
       } catch {
         item.target = '?';
       }
     }
     out.push(item);
-    if (recursive && e.type === 'dir') await walk(volume, path, recursive, out, bad);
+    if (recursive && e.type === 'dir') await walk(view, path, recursive, out, bad);
   }
 }
 
@@ -35,11 +35,11 @@ export const lsCommand: Command = {
   details: 'Entries whose encrypted names cannot be decoded are reported on stderr (EncFS hides them silently).',
   options: [{ name: 'recursive', short: 'R', type: 'boolean', description: 'list subdirectories too' }, ...VOLUME_OPTIONS],
   async run(ctx) {
-    const { volume } = await openRepoVolume(ctx, positional(ctx, 0, 'REPO', usage));
+    const { view } = await openRepoView(ctx, positional(ctx, 0, 'REPO', usage));
     const dir = volumePath(ctx.args.positionals[1] ?? '');
     const listed: Listed[] = [];
     const bad: (UndecodableEntry & { dir: string })[] = [];
-    await walk(volume, dir, ctx.args.flags.has('recursive'), listed, bad);
+    await walk(view, dir, ctx.args.flags.has('recursive'), listed, bad);
     if (ctx.json) {
       printJson(ctx.out, {
         entries: listed.map((e) => ({ path: e.path, name: e.name, type: e.type, size: e.size, mode: e.mode.toString(8), mtime: new Date(e.mtimeMs).toISOString(), ...(e.target === undefined ? {} : { target: e.target }) })),

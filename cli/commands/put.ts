@@ -2,10 +2,10 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { DvfsError, isNodeError } from '../../daemon/errors.js';
-import type { EncfsVolume } from '../../daemon/encfs/volume.js';
+import type { PlainView } from '../../daemon/vfs/plain-view.js';
 import type { Command, CommandContext } from '../command.js';
 import { humanBytes, printJson } from '../format.js';
-import { openRepoVolume, positional, VOLUME_OPTIONS, volumePath } from '../open.js';
+import { openRepoView, positional, VOLUME_OPTIONS, volumePath } from '../open.js';
 
 const usage = 'dvfs put REPO SRC DEST [--password-file FILE] [--json]';
 
@@ -16,29 +16,29 @@ interface PutStats {
   bytes: number;
 }
 
-async function destinationIsDir(volume: EncfsVolume, dest: string): Promise<boolean> {
+async function destinationIsDir(view: PlainView, dest: string): Promise<boolean> {
   if (dest === '') return true;
   try {
-    return (await volume.stat(dest)).type === 'dir';
+    return (await view.stat(dest)).type === 'dir';
   } catch (e) {
     if (e instanceof DvfsError && e.code === 'E_NOTFOUND') return false;
     throw e;
   }
 }
 
-async function putTree(ctx: CommandContext, volume: EncfsVolume, src: string, dest: string, stats: PutStats): Promise<void> {
+async function putTree(ctx: CommandContext, view: PlainView, src: string, dest: string, stats: PutStats): Promise<void> {
   const st = await lstat(src);
   if (st.isSymbolicLink()) {
-    await volume.symlink(await readlink(src), dest);
+    await view.symlink(await readlink(src), dest);
     stats.symlinks++;
   } else if (st.isDirectory()) {
-    if (!(await destinationIsDir(volume, dest))) await volume.mkdir(dest, st.mode & 0o7777);
+    if (!(await destinationIsDir(view, dest))) await view.mkdir(dest, st.mode & 0o7777);
     stats.dirs++;
     for (const name of (await readdir(src)).sort()) {
-      await putTree(ctx, volume, join(src, name), dest === '' ? name : `${dest}/${name}`, stats);
+      await putTree(ctx, view, join(src, name), dest === '' ? name : `${dest}/${name}`, stats);
     }
   } else if (st.isFile()) {
-    stats.bytes += await volume.writeFile(dest, createReadStream(src, { highWaterMark: 1 << 20 }), st.mode & 0o7777);
+    stats.bytes += await view.writeFile(dest, createReadStream(src, { highWaterMark: 1 << 20 }), st.mode & 0o7777);
     stats.files++;
     if (!ctx.json && stats.files % 1000 === 0) ctx.note(`put: ${stats.files} files, ${humanBytes(stats.bytes)}`);
   } else {
@@ -51,7 +51,7 @@ export const putCommand: Command = {
   summary: 'encrypt a local file or directory tree into the repository (no mount needed)',
   usage,
   details:
-    'DEST is a path inside the volume. If DEST is an existing directory (or ends with /), SRC goes inside it.\n' +
+    'DEST is a path inside the view. If DEST is an existing directory (or ends with /), SRC goes inside it.\n' +
     'Missing parent directories are created. Each file is written to a temporary name and renamed into place,\n' +
     'so an interrupted put never leaves a half-written file under its real name.',
   options: VOLUME_OPTIONS,
@@ -65,16 +65,16 @@ export const putCommand: Command = {
       if (isNodeError(e) && e.code === 'ENOENT') throw new DvfsError('E_NOTFOUND', 'source does not exist', { path: src });
       throw e;
     }
-    const { volume } = await openRepoVolume(ctx, repoArg);
+    const { view } = await openRepoView(ctx, repoArg);
     let dest = volumePath(destArg);
-    if (destArg.endsWith('/') || (await destinationIsDir(volume, dest))) {
+    if (destArg.endsWith('/') || (await destinationIsDir(view, dest))) {
       dest = dest === '' ? basename(src) : `${dest}/${basename(src)}`;
     }
     const parent = dest.split('/').slice(0, -1).join('/');
-    await volume.mkdirp(parent);
+    await view.mkdirp(parent);
     const stats: PutStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
     const started = Date.now();
-    await putTree(ctx, volume, src, dest, stats);
+    await putTree(ctx, view, src, dest, stats);
     const seconds = (Date.now() - started) / 1000;
     if (ctx.json) printJson(ctx.out, { dest, ...stats, seconds });
     else ctx.out.write(`put ${dest}: ${stats.files} files, ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${humanBytes(stats.bytes)} in ${seconds.toFixed(2)} s\n`);

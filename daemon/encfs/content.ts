@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { DvfsError, IntegrityError } from '../errors.js';
+import { RwLock } from '../util/rwlock.js';
 import type { EncfsCipher } from './cipher.js';
 import { dataBytesPerBlock, plainLength, rawLength, type BlockCodec, type BlockLayout } from './block-codec.js';
 import type { EncfsConfig } from './config.js';
@@ -98,7 +99,8 @@ export class ContentCodec {
 export class CipherFile implements FileContent {
   /** 0n until the header exists (EncFS creates it lazily, on the first write or truncate). */
   private fileIV = 0n;
-  private tail: Promise<unknown> = Promise.resolve();
+  /** Reads share, mutations are exclusive: a read never decodes a half-rewritten block. */
+  private readonly lock = new RwLock();
 
   private constructor(
     private readonly handle: FileHandle,
@@ -138,7 +140,11 @@ export class CipherFile implements FileContent {
     return (await this.handle.stat()).size;
   }
 
-  async size(): Promise<number> {
+  size(): Promise<number> {
+    return this.lock.read(() => this.sizeNow());
+  }
+
+  private async sizeNow(): Promise<number> {
     return this.codec.plainSize(await this.rawSize(), this.displayPath);
   }
 
@@ -146,7 +152,11 @@ export class CipherFile implements FileContent {
     return this.handle.stat();
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  read(offset: number, length: number): Promise<Buffer> {
+    return this.lock.read(() => this.readNow(offset, length));
+  }
+
+  private async readNow(offset: number, length: number): Promise<Buffer> {
     const rawSize = await this.rawSize();
     const size = this.codec.plainSize(rawSize, this.displayPath);
     if (offset >= size || length <= 0) return Buffer.alloc(0);
@@ -183,9 +193,9 @@ export class CipherFile implements FileContent {
   }
 
   write(offset: number, data: Buffer): Promise<number> {
-    return this.serialised(async () => {
+    return this.lock.write(async () => {
       await this.ensureHeader();
-      let size = await this.size();
+      let size = await this.sizeNow();
       if (offset > size) {
         await this.resize(size, offset);
         size = offset;
@@ -217,35 +227,29 @@ export class CipherFile implements FileContent {
   }
 
   truncate(newSize: number): Promise<void> {
-    return this.serialised(async () => {
+    return this.lock.write(async () => {
       await this.ensureHeader();
-      const size = await this.size();
+      const size = await this.sizeNow();
       if (newSize !== size) await this.resize(size, newSize);
     });
   }
 
   /** Re-seals the header under a new external IV (after a rename with externalIVChaining). */
   setExternalIV(externalIV: bigint): Promise<void> {
-    return this.serialised(async () => {
+    return this.lock.write(async () => {
       this.externalIV = externalIV;
       if (this.fileIV !== 0n) await this.writeAll(this.codec.encodeHeader(this.fileIV, externalIV), 0);
     });
   }
 
   async sync(): Promise<void> {
-    await this.tail;
+    await this.lock.drain();
     await this.handle.sync();
   }
 
   async close(): Promise<void> {
-    await this.tail.catch(() => undefined);
+    await this.lock.drain();
     await this.handle.close();
-  }
-
-  private serialised<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
-    return run;
   }
 
   private async ensureHeader(): Promise<void> {

@@ -186,7 +186,7 @@ export class PathCodec {
     if (isDotOrDotDot(name)) return { cipher: name, iv: parentIV };
     const bytes = Buffer.from(name, 'utf8');
     if (bytes.length > this.names.maxNameBytes) {
-      throw new DvfsError('E_NAME', `name '${truncateForMessage(name)}' is ${bytes.length} bytes long`, {
+      throw new DvfsError('E_NAMETOOLONG', `name '${truncateForMessage(name)}' is ${bytes.length} bytes long`, {
         hint: `${this.names.alg} names can be at most ${this.names.maxNameBytes} bytes`,
       });
     }

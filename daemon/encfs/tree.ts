@@ -11,7 +11,8 @@ import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/c
 import { CONFIG_FILE_NAME } from './config.js';
 import { CipherFile } from './content.js';
 import { splitPath } from './names.js';
-import { TEMP_PREFIX, type EncfsVolume } from './volume.js';
+import { TEMP_PREFIX } from '../vfs/plain-view.js';
+import type { EncfsVolume } from './volume.js';
 
 /** Directory locations kept for fast path resolution; cleared wholesale when a directory moves. */
 const DIR_CACHE_LIMIT = 50_000;

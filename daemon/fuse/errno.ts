@@ -13,6 +13,8 @@ const BY_DVFS_CODE: Record<string, number> = {
   E_IO: E.EIO,
   E_USAGE: E.EINVAL,
   E_UNSUPPORTED: E.ENOTSUP,
+  E_NAMETOOLONG: E.ENAMETOOLONG,
+  E_NAME: E.EIO,
 };
 
 /** An errno-carrying error raised by the frontend itself (EPERM for links, EROFS, EBADF...). */
@@ -30,7 +32,6 @@ export class FsError extends Error {
 export function errnoOf(e: unknown): number {
   if (e instanceof FsError) return E[e.errno];
   if (e instanceof DvfsError) {
-    if (e.code === 'E_NAME') return /bytes long/.test(e.message) ? E.ENAMETOOLONG : E.EIO;
     return BY_DVFS_CODE[e.code] ?? E.EIO;
   }
   if (isNodeError(e) && e.code !== undefined) {

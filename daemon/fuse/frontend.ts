@@ -99,7 +99,11 @@ export class Frontend {
   }
 
   private async statOf(loc: Location, st: Stats): Promise<FuseStat> {
-    if (st.isFile()) return toFuseStat(st, this.tree.plainSize(st, loc));
+    if (st.isFile()) {
+      // An open file may be mid-write: its raw size can be momentarily impossible; ask the open file.
+      const open = this.files.byInode(st.ino);
+      return toFuseStat(st, open ? await open.content.size() : this.tree.plainSize(st, loc));
+    }
     if (st.isSymbolicLink()) return toFuseStat(st, Buffer.byteLength(this.tree.decodeLinkTarget(await readlink(loc.rawPath))));
     return toFuseStat(st, st.size);
   }
@@ -138,6 +142,7 @@ export class Frontend {
       readdir: (path, cb) =>
         this.run('readdir', path, async () => {
           const dir = await tree.locate(path);
+          await tree.prepareDir?.(dir);
           const names = ['.', '..'];
           for (const cipherName of await readdir(dir.rawPath)) {
             try {

@@ -38,7 +38,7 @@ export function mountId(mountpoint: string): string {
 }
 
 export function runDirFor(repo: Repository): string {
-  return repo.kind === 'dvfs' ? join(repo.root, '.dvfs', 'run') : join(stateDir(), 'run', hash(repo.encfsRoot));
+  return repo.kind === 'dvfs' ? join(repo.root, '.dvfs', 'run') : join(stateDir(), 'run', hash(repo.tree));
 }
 
 /** Unix socket paths are limited to 107 bytes; sockets live in a short per-user directory. */

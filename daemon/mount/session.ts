@@ -82,6 +82,7 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
         logger.error({ err: e instanceof Error ? e.message : String(e) }, 'FUSE unmount failed');
       }
       await frontend.close();
+      tree.dispose?.();
       await ctl?.close();
       removeRecord(record);
       logger.info({ mountpoint: spec.mountpoint, ...frontend.stats() }, 'unmounted');

@@ -19,12 +19,13 @@
  * the old last chunk without its final flag and fills gaps with sealed zero chunks (no unauthenticated holes).
  * truncate(0) always leaves a 0-byte file; the next write starts a new file id.
  */
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, type Stats } from 'node:fs';
 import { open as fsOpen, type FileHandle } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import sodium from 'sodium-native';
-import { DvfsError, IntegrityError } from '../errors.js';
+import { DvfsError, IntegrityError, isNodeError } from '../errors.js';
 import type { FileContent } from '../vfs/crypto-tree.js';
+import type { NativeKeys } from './keys.js';
 import { open as aeadOpen } from './names.js';
 
 export const FILE_VERSION = 1;
@@ -120,11 +121,14 @@ export class NativeFile implements FileContent {
   private writeTail: Promise<void> = Promise.resolve();
   private readers = new Set<Promise<void>>();
   private closed = false;
+  /** Plaintext of the final chunk as this object last sealed it (appends re-seal it without re-reading). */
+  private tail: { index: number; plain: Buffer } | null = null;
+  private zeroChunk: Buffer | null = null;
 
   private constructor(
     private readonly handle: FileHandle,
     private readonly layout: ChunkLayout,
-    private readonly key: Buffer,
+    private readonly keys: NativeKeys,
     /** The plaintext path, for error messages. */
     readonly displayPath: string,
     readonly readOnly: boolean,
@@ -139,14 +143,22 @@ export class NativeFile implements FileContent {
     rawPath: string,
     options: OpenContentOptions,
     layout: ChunkLayout,
-    key: Buffer,
+    keys: NativeKeys,
     displayPath: string,
     onIntegrityError?: (e: IntegrityError) => void,
   ): Promise<NativeFile> {
-    const readOnly = options.readOnly === true;
-    const flags = (readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | (options.create === true ? fsc.O_CREAT : 0);
-    const handle = await fsOpen(rawPath, flags, options.mode ?? 0o644);
-    return new NativeFile(handle, layout, key, displayPath, readOnly, onIntegrityError);
+    let readOnly = options.readOnly === true;
+    const create = options.create === true ? fsc.O_CREAT : 0;
+    let handle: FileHandle;
+    try {
+      handle = await fsOpen(rawPath, (readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | create, options.mode ?? 0o644);
+    } catch (e) {
+      // A file without write permission can still be read (writes then answer EBADF).
+      if (readOnly || create !== 0 || !(isNodeError(e) && e.code === 'EACCES')) throw e;
+      handle = await fsOpen(rawPath, fsc.O_RDONLY);
+      readOnly = true;
+    }
+    return new NativeFile(handle, layout, keys, displayPath, readOnly, onIntegrityError);
   }
 
   size(): Promise<number> {
@@ -184,6 +196,7 @@ export class NativeFile implements FileContent {
       if (newSize === 0) {
         // Needs nothing verified: also the way to reset a damaged file.
         this.knownRawSize = null;
+        this.tail = null;
         await this.handle.truncate(0);
         this.fileId = null;
         this.knownRawSize = 0;
@@ -197,13 +210,22 @@ export class NativeFile implements FileContent {
         // The new last chunk is re-sealed (cut, and final) before the rest is cut off.
         const C = this.layout.chunkSize;
         const k = this.layout.lastIndex(newSize);
-        const kept = (await this.readChunks(k, k, size)).subarray(0, newSize - k * C);
+        const kept = Buffer.from((await this.oldChunk(k, size)).subarray(0, newSize - k * C));
         this.knownRawSize = null;
-        await this.writeAll(this.seal(kept, k, k), this.layout.rawOffset(k));
+        this.tail = null;
+        const out = Buffer.allocUnsafe(kept.length + CHUNK_OVERHEAD);
+        this.sealChunk(out, 0, kept, k, true);
+        await this.writeAll(out, this.layout.rawOffset(k));
         await this.handle.truncate(this.layout.rawSize(newSize));
         this.knownRawSize = this.layout.rawSize(newSize);
+        this.tail = { index: k, plain: kept };
       }
     });
+  }
+
+  /** fstat of the ciphertext file, ordered after pending writes (so its size is never mid-write). */
+  rawStats(): Promise<Stats> {
+    return this.shared(() => this.handle.stat());
   }
 
   async sync(): Promise<void> {
@@ -220,7 +242,10 @@ export class NativeFile implements FileContent {
   // --- sequencing -------------------------------------------------------------------------------------
 
   private shared<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.writeTail.then(fn);
+    const run = this.writeTail.then(() => {
+      this.keys.check();
+      return fn();
+    });
     const settled = run.then(noop, noop);
     this.readers.add(settled);
     void settled.then(() => this.readers.delete(settled));
@@ -230,11 +255,17 @@ export class NativeFile implements FileContent {
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const prior = this.readers.size === 0 ? this.writeTail : Promise.all([this.writeTail, ...this.readers]);
     this.readers = new Set();
-    const run = prior.then(fn).catch((e: unknown) => {
-      // A failed mutation may have left the raw size anywhere: fstat again next time.
-      this.knownRawSize = null;
-      throw e;
-    });
+    const run = prior
+      .then(() => {
+        this.keys.check();
+        return fn();
+      })
+      .catch((e: unknown) => {
+        // A failed mutation may have left the raw size anywhere: fstat again next time.
+        this.knownRawSize = null;
+        this.tail = null;
+        throw e;
+      });
     this.writeTail = run.then(noop, noop);
     return this.reported(run);
   }
@@ -278,20 +309,22 @@ export class NativeFile implements FileContent {
     if (version !== FILE_VERSION) {
       throw new IntegrityError(`file header has unknown format version ${version} (corrupt or tampered header)`, { path: this.displayPath });
     }
-    this.fileId = header.subarray(2);
+    this.fileId = Buffer.from(header.subarray(2));
     this.ad.writeUInt16BE(FILE_VERSION, 0);
     this.fileId.copy(this.ad, 2);
   }
 
-  private async newHeader(): Promise<void> {
+  /** Starts a new file id; the header bytes go out with the first chunks (see apply). */
+  private newHeader(): Buffer {
     const header = Buffer.allocUnsafe(HEADER_BYTES);
     header.writeUInt16BE(FILE_VERSION, 0);
-    const id = header.subarray(2);
+    const id = Buffer.allocUnsafe(FILE_ID_BYTES);
     sodium.randombytes_buf(id);
-    await this.writeAll(header, 0);
+    id.copy(header, 2);
     this.fileId = id;
     this.ad.writeUInt16BE(FILE_VERSION, 0);
     id.copy(this.ad, 2);
+    return header;
   }
 
   private setAd(index: number, final: boolean): Buffer {
@@ -322,57 +355,78 @@ export class NativeFile implements FileContent {
       first = Math.floor(offset / C);
       last = Math.floor((end - 1) / C);
     }
-    // Old plaintext the request keeps in its edge chunks, verified before anything is written.
+    // Old plaintext the request keeps in its edge chunks (only they can have any), verified before anything
+    // is written; the final chunk usually comes from memory.
     const keeps = (i: number): boolean => i * C < size && !(offset <= i * C && end >= Math.min((i + 1) * C, size));
-    const oldFirst = keeps(first) ? await this.readChunks(first, first, size) : null;
-    const oldLast = last !== first && keeps(last) ? await this.readChunks(last, last, size) : null;
+    const oldFirst = keeps(first) ? await this.oldChunk(first, size) : null;
+    const oldLast = last !== first && keeps(last) ? await this.oldChunk(last, size) : null;
 
-    this.knownRawSize = null;
-    if (size === 0) await this.newHeader();
     const finalIndex = L.lastIndex(newSize);
+    const chunkPlain = (i: number): Buffer => {
+      const cs = i * C;
+      const ce = Math.min(cs + C, newSize);
+      if (offset <= cs && end >= ce) return data.subarray(cs - offset, ce - offset);
+      const old = i === first ? oldFirst : i === last ? oldLast : null;
+      const from = Math.max(offset, cs);
+      const to = Math.min(end, ce);
+      if (old === null && to <= from) return this.zeros(ce - cs);
+      const merged = Buffer.alloc(ce - cs);
+      if (old !== null) old.copy(merged, 0);
+      if (to > from) data.copy(merged, from - cs, from - offset, to - offset);
+      return merged;
+    };
+
+    // If the final chunk is not among those re-sealed, the size is unchanged and so is the remembered tail.
+    const keptTail = this.tail;
+    this.knownRawSize = null;
+    this.tail = null;
+    // A new file's header is written in the same pwrite as its first chunks: never a header-only file.
+    const header = size === 0 ? this.newHeader() : null;
+    let finalPlain: Buffer | null = null;
     for (let s = first; s <= last; s += BATCH_CHUNKS) {
       const e = Math.min(last, s + BATCH_CHUNKS - 1);
-      const start = s * C;
-      const stop = Math.min((e + 1) * C, newSize);
-      let plain: Buffer;
-      if (offset <= start && end >= stop) {
-        plain = data.subarray(start - offset, stop - offset);
-      } else {
-        plain = Buffer.alloc(stop - start);
-        if (s === first && oldFirst !== null) oldFirst.copy(plain, 0);
-        if (e === last && oldLast !== null) oldLast.copy(plain, last * C - start);
-        const from = Math.max(offset, start);
-        const to = Math.min(end, stop);
-        if (to > from) data.copy(plain, from - start, from - offset, to - offset);
+      const room = header !== null && s === first ? HEADER_BYTES : 0;
+      const out = Buffer.allocUnsafe(room + Math.min((e + 1) * C, newSize) - s * C + (e - s + 1) * CHUNK_OVERHEAD);
+      if (header !== null && room > 0) header.copy(out, 0);
+      for (let i = s; i <= e; i++) {
+        const plain = chunkPlain(i);
+        this.sealChunk(out, room + (i - s) * L.rawChunkSize, plain, i, i === finalIndex);
+        if (i === finalIndex) finalPlain = plain;
       }
-      await this.writeAll(this.seal(plain, s, finalIndex), L.rawOffset(s));
+      await this.writeAll(out, room > 0 ? 0 : L.rawOffset(s));
     }
     this.knownRawSize = L.rawSize(newSize);
+    this.tail = finalPlain !== null ? { index: finalIndex, plain: Buffer.from(finalPlain) } : keptTail;
   }
 
-  /** Seals consecutive chunks from index `first`; only the last may be short, and only if it is `finalIndex`. */
-  private seal(plain: Buffer, first: number, finalIndex: number): Buffer {
-    const C = this.layout.chunkSize;
-    const R = this.layout.rawChunkSize;
-    const n = Math.ceil(plain.length / C);
-    const out = Buffer.allocUnsafe(plain.length + n * CHUNK_OVERHEAD);
-    for (let j = 0; j < n; j++) {
-      const index = first + j;
-      const p = j * R;
-      const m = plain.subarray(j * C, Math.min(plain.length, (j + 1) * C));
-      if (m.length < C && index !== finalIndex) throw new Error(`internal: short chunk ${index} is not the last`);
-      const nonce = out.subarray(p, p + NONCE_BYTES);
-      sodium.randombytes_buf(nonce);
-      sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        out.subarray(p + NONCE_BYTES, p + NONCE_BYTES + m.length + TAG_BYTES),
-        m,
-        this.setAd(index, index === finalIndex),
-        null,
-        nonce,
-        this.key,
-      );
+  /** Verified plaintext of chunk `index` of a file of `size` bytes: the remembered final chunk, or from disk. */
+  private async oldChunk(index: number, size: number): Promise<Buffer> {
+    const t = this.tail;
+    if (t !== null && t.index === index && index === this.layout.lastIndex(size) && t.plain.length === size - index * this.layout.chunkSize) {
+      return t.plain;
     }
-    return out;
+    return this.readChunks(index, index, size);
+  }
+
+  /** A read-only run of zeros (gap chunks). */
+  private zeros(length: number): Buffer {
+    if (this.zeroChunk === null) this.zeroChunk = Buffer.alloc(this.layout.chunkSize);
+    return this.zeroChunk.subarray(0, length);
+  }
+
+  /** Seals one chunk into `out` at `p`: fresh random nonce, ciphertext, tag. */
+  private sealChunk(out: Buffer, p: number, plain: Buffer, index: number, final: boolean): void {
+    if (plain.length < this.layout.chunkSize && !final) throw new Error(`internal: short chunk ${index} is not the last`);
+    const nonce = out.subarray(p, p + NONCE_BYTES);
+    sodium.randombytes_buf(nonce);
+    sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+      out.subarray(p + NONCE_BYTES, p + NONCE_BYTES + plain.length + TAG_BYTES),
+      plain,
+      this.setAd(index, final),
+      null,
+      nonce,
+      this.keys.contents,
+    );
   }
 
   /** Reads and verifies chunks `first..last` of a file of `size` plaintext bytes. */
@@ -399,7 +453,7 @@ export class NativeFile implements FileContent {
           raw.subarray(p + NONCE_BYTES, p + NONCE_BYTES + len + TAG_BYTES),
           this.setAd(i, i === finalIndex),
           raw.subarray(p, p + NONCE_BYTES),
-          this.key,
+          this.keys.contents,
         );
         if (!ok) {
           throw new IntegrityError(`chunk ${i} failed authentication (tampered, reordered, truncated or foreign ciphertext)`, {

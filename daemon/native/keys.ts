@@ -5,6 +5,7 @@
  * and is wiped by destroy().
  */
 import sodium, { type SecureBuffer } from 'sodium-native';
+import { DvfsError } from '../errors.js';
 
 const KDF_CONTEXT = Buffer.from('dvfsnatv', 'ascii');
 
@@ -77,6 +78,16 @@ export class NativeKeys {
     const sealed = Buffer.allocUnsafe(MASTER_KEY_BYTES + sodium.crypto_secretbox_MACBYTES);
     sodium.crypto_secretbox_easy(sealed, this.master, nonce, wrapKey);
     return { nonce, sealed };
+  }
+
+  /** False once destroy() wiped the keys. */
+  get alive(): boolean {
+    return !this.destroyed;
+  }
+
+  /** Throws once the keys were wiped: nothing may be sealed under a zeroed key. */
+  check(): void {
+    if (this.destroyed) throw new DvfsError('E_IO', 'the volume was closed (its keys are wiped)');
   }
 
   /** Wipes every key; the object must not be used afterwards. */

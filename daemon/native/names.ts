@@ -70,16 +70,68 @@ function shown(name: string): string {
   return name.length > 40 ? `${name.slice(0, 37)}...` : name;
 }
 
+/** Names remembered per direction. Encoding is a deterministic function of (directory IV, name), so a
+ * remembered result is exactly what recomputing would give; decode results were verified when first seen. */
+const NAME_CACHE_LIMIT = 32768;
+
+function remember(map: Map<string, string>, key: string, value: string): void {
+  if (map.size >= NAME_CACHE_LIMIT) {
+    const oldest = map.keys().next();
+    if (oldest.done !== true) map.delete(oldest.value);
+  }
+  map.set(key, value);
+}
+
 export class NameCipher {
+  private readonly ivKeys = new WeakMap<Buffer, string>();
+  private readonly encoded = new Map<string, string>();
+  private readonly decoded = new Map<string, string>();
+
   constructor(private readonly keys: NativeKeys) {}
 
   /** Encrypts one name for directory `dirIV`. Throws E_NAME for names that cannot be stored. */
   encode(name: string, dirIV: Buffer, displayPath?: string): string {
+    this.keys.check();
+    const key = `${this.ivKey(dirIV)}/${name}`;
+    const known = this.encoded.get(key);
+    if (known !== undefined) return known;
+    const cipher = this.seal(name, dirIV, displayPath);
+    remember(this.encoded, key, cipher);
+    return cipher;
+  }
+
+  /** Decrypts one entry of directory `dirIV`. Throws E_NAME when it is not a name sealed for that directory. */
+  decode(encoded: string, dirIV: Buffer, displayDir?: string): string {
+    this.keys.check();
+    const key = `${this.ivKey(dirIV)}/${encoded}`;
+    const known = this.decoded.get(key);
+    if (known !== undefined) return known;
+    const name = this.open(encoded, dirIV, displayDir);
+    remember(this.decoded, key, name);
+    return name;
+  }
+
+  /** Forgets remembered names (dispose). */
+  clear(): void {
+    this.encoded.clear();
+    this.decoded.clear();
+  }
+
+  private ivKey(dirIV: Buffer): string {
+    let k = this.ivKeys.get(dirIV);
+    if (k === undefined) {
+      k = dirIV.toString('hex');
+      this.ivKeys.set(dirIV, k);
+    }
+    return k;
+  }
+
+  private seal(name: string, dirIV: Buffer, displayPath?: string): string {
     const where = displayPath === undefined ? {} : { path: displayPath };
     if (invalidName(name)) throw new DvfsError('E_NAME', `invalid file name ${JSON.stringify(shown(name))}`, where);
     const plain = Buffer.from(name, 'utf8');
     if (plain.length > MAX_NAME_BYTES) {
-      throw new DvfsError('E_NAME', `name is ${plain.length} bytes; dvfs-native stores at most ${MAX_NAME_BYTES}`, {
+      throw new DvfsError('E_NAMETOOLONG', `name is ${plain.length} bytes long; dvfs-native stores at most ${MAX_NAME_BYTES}`, {
         ...where,
         hint: 'use a shorter name',
       });
@@ -91,8 +143,7 @@ export class NameCipher {
     return out.toString('base64url');
   }
 
-  /** Decrypts one entry of directory `dirIV`. Throws E_NAME when it is not a name sealed for that directory. */
-  decode(encoded: string, dirIV: Buffer, displayDir?: string): string {
+  private open(encoded: string, dirIV: Buffer, displayDir?: string): string {
     const fail = (why: string): DvfsError =>
       new DvfsError('E_NAME', `cannot decode encrypted name '${shown(encoded)}': ${why}`, displayDir === undefined ? {} : { path: displayDir || '/' });
     const raw = fromB64url(encoded);
@@ -117,10 +168,11 @@ export class NameCipher {
   }
 
   encodeLinkTarget(target: string): string {
+    this.keys.check();
     const plain = Buffer.from(target, 'utf8');
     if (plain.length === 0) throw new DvfsError('E_NAME', 'empty symlink target');
     if (plain.length > MAX_LINK_TARGET_BYTES) {
-      throw new DvfsError('E_NAME', `symlink target is ${plain.length} bytes; dvfs-native stores at most ${MAX_LINK_TARGET_BYTES}`);
+      throw new DvfsError('E_NAME', `symlink target is ${plain.length} bytes long; dvfs-native stores at most ${MAX_LINK_TARGET_BYTES}`);
     }
     const out = Buffer.allocUnsafe(plain.length + SEAL_OVERHEAD);
     const nonce = out.subarray(0, NONCE_BYTES);
@@ -131,6 +183,7 @@ export class NameCipher {
 
   /** Throws IntegrityError when the stored target is not one this volume sealed. */
   decodeLinkTarget(stored: string, displayPath?: string): string {
+    this.keys.check();
     const where = displayPath === undefined ? {} : { path: displayPath };
     const raw = fromB64url(stored);
     if (raw === null || raw.length <= SEAL_OVERHEAD) {

@@ -53,10 +53,12 @@ declare module 'sodium-native' {
     readonly crypto_pwhash_OPSLIMIT_MAX: number;
     readonly crypto_pwhash_OPSLIMIT_INTERACTIVE: number;
     readonly crypto_pwhash_OPSLIMIT_MODERATE: number;
+    readonly crypto_pwhash_OPSLIMIT_SENSITIVE: number;
     readonly crypto_pwhash_MEMLIMIT_MIN: number;
     readonly crypto_pwhash_MEMLIMIT_MAX: number;
     readonly crypto_pwhash_MEMLIMIT_INTERACTIVE: number;
     readonly crypto_pwhash_MEMLIMIT_MODERATE: number;
+    readonly crypto_pwhash_MEMLIMIT_SENSITIVE: number;
     /** Argon2 on the libuv thread pool; all three buffers must be Node Buffers. */
     crypto_pwhash_async(out: Buffer, passwd: Buffer, salt: Buffer, opslimit: number, memlimit: number, alg: number): Promise<void>;
 

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { DvfsError, IntegrityError, isNodeError } from '../errors.js';
 import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/crypto-tree.js';
 import {
+  DEFAULT_CHUNK_SIZE,
   NATIVE_CONFIG_FILE,
   readNativeConfig,
   sealNativeConfig,
@@ -85,14 +86,22 @@ export class NativeTree implements CryptoTree<NativeCtx> {
 
   async locate(plainPath: string): Promise<NativeLocation> {
     let loc: NativeLocation = { plainPath: '', rawPath: this.root, ctx: { dirIV: this.cachedIV(this.root) } };
-    for (const component of splitPath(plainPath)) loc = await this.child(loc, component);
+    for (const component of splitPath(plainPath)) {
+      // Directory IVs are usually cached: stay synchronous until one has to be read.
+      loc = loc.ctx.dirIV !== null ? this.childOf(loc, component, loc.ctx.dirIV) : await this.child(loc, component);
+    }
     return loc;
   }
 
   async child(dir: NativeLocation, name: string): Promise<NativeLocation> {
-    const plainPath = dir.plainPath === '' ? name : `${dir.plainPath}/${name}`;
     const iv = dir.ctx.dirIV ?? (dir.ctx.dirIV = await this.loadDirIV(dir));
-    const rawPath = join(dir.rawPath, this.names.encode(name, iv, plainPath));
+    return this.childOf(dir, name, iv);
+  }
+
+  private childOf(dir: NativeLocation, name: string, iv: Buffer): NativeLocation {
+    const plainPath = dir.plainPath === '' ? name : `${dir.plainPath}/${name}`;
+    const cipher = this.names.encode(name, iv, plainPath);
+    const rawPath = dir.rawPath.endsWith('/') ? dir.rawPath + cipher : `${dir.rawPath}/${cipher}`;
     return { plainPath, rawPath, ctx: { dirIV: this.cachedIV(rawPath) } };
   }
 
@@ -136,7 +145,7 @@ export class NativeTree implements CryptoTree<NativeCtx> {
   }
 
   openContent(location: NativeLocation, options: OpenContentOptions): Promise<FileContent> {
-    return NativeFile.open(location.rawPath, options, this.layout, this.keys.contents, location.plainPath || '/', this.report);
+    return NativeFile.open(location.rawPath, options, this.layout, this.keys, location.plainPath || '/', this.report);
   }
 
   // --- directories and links ----------------------------------------------------------------------------
@@ -244,6 +253,7 @@ export class NativeTree implements CryptoTree<NativeCtx> {
   dispose(): void {
     this.keys.destroy();
     this.ivCache.clear();
+    this.names.clear();
   }
 
   // --- directory IVs ------------------------------------------------------------------------------------
@@ -384,7 +394,7 @@ export type CreateNativeOptions = NativeParams;
 export async function createNativeVolume(root: string, password: Buffer, options: CreateNativeOptions = {}): Promise<NativeTree> {
   const dir = resolve(root);
   const configPath = join(dir, NATIVE_CONFIG_FILE);
-  validateChunkSize(options.chunkSize ?? 4096, configPath);
+  validateChunkSize(options.chunkSize ?? DEFAULT_CHUNK_SIZE, configPath);
   await mkdir(dir, { recursive: true });
   if ((await readdir(dir)).length > 0) {
     throw new DvfsError('E_EXISTS', 'directory is not empty', { path: dir, hint: 'choose a new or empty directory' });

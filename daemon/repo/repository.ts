@@ -1,7 +1,8 @@
 /**
  * Where a repository lives and what kind it is. A dvfs repository is a directory holding `.dvfs/repo.json`
- * and a working tree of ciphertext (in encfs mode, an EncFS volume at `tree/`). dvfs also accepts a plain
- * stock EncFS volume directory (one holding `.encfs6.xml`) wherever it takes a repository.
+ * and a working tree of ciphertext at `tree/`: an EncFS volume in encfs mode, a dvfs-native volume in native
+ * mode. dvfs also accepts a plain stock EncFS volume directory (one holding `.encfs6.xml`), or a bare native
+ * volume, wherever it takes a repository.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -9,13 +10,15 @@ import { join, resolve } from 'node:path';
 import { DvfsError, isNodeError } from '../errors.js';
 import { CONFIG_FILE_NAME, type Preset } from '../encfs/config.js';
 import { EncfsVolume, type OpenOptions } from '../encfs/volume.js';
+import { NATIVE_CONFIG_FILE, type NativeParams } from '../native/config.js';
+import { createNativeVolume } from '../native/tree.js';
 
 export const META_DIR = '.dvfs';
 export const META_FILE = 'repo.json';
 export const TREE_DIR = 'tree';
 export const REPO_FORMAT = 1;
 
-export type RepoMode = 'encfs';
+export type RepoMode = 'encfs' | 'native';
 
 export interface RepoMeta {
   format: number;
@@ -27,10 +30,13 @@ export interface RepoMeta {
 }
 
 export interface Repository {
-  kind: 'dvfs' | 'encfs-volume';
+  kind: 'dvfs' | 'encfs-volume' | 'native-volume';
   root: string;
-  /** The EncFS volume directory (holds `.encfs6.xml`). */
-  encfsRoot: string;
+  format: RepoMode;
+  /** The ciphertext working tree. */
+  tree: string;
+  /** The EncFS volume directory (holds `.encfs6.xml`); null in native mode. */
+  encfsRoot: string | null;
   meta: RepoMeta | null;
 }
 
@@ -54,21 +60,25 @@ export async function locateRepository(path: string): Promise<Repository> {
     } catch (e) {
       throw new DvfsError('E_CONFIG', `unreadable repository metadata: ${(e as Error).message}`, { path: metaPath });
     }
-    if (meta.format !== REPO_FORMAT || typeof meta.tree !== 'string' || meta.mode !== 'encfs') {
+    if (meta.format !== REPO_FORMAT || typeof meta.tree !== 'string' || (meta.mode !== 'encfs' && meta.mode !== 'native')) {
       throw new DvfsError('E_UNSUPPORTED', `repository format ${String(meta.format)} / mode ${String(meta.mode)} is not supported by this dvfs`, {
         path: metaPath,
         hint: 'upgrade dvfs',
       });
     }
-    return { kind: 'dvfs', root, encfsRoot: join(root, meta.tree), meta };
+    const tree = join(root, meta.tree);
+    return { kind: 'dvfs', root, format: meta.mode, tree, encfsRoot: meta.mode === 'encfs' ? tree : null, meta };
   }
   if (await exists(join(root, CONFIG_FILE_NAME))) {
-    return { kind: 'encfs-volume', root, encfsRoot: root, meta: null };
+    return { kind: 'encfs-volume', root, format: 'encfs', tree: root, encfsRoot: root, meta: null };
+  }
+  if (await exists(join(root, NATIVE_CONFIG_FILE))) {
+    return { kind: 'native-volume', root, format: 'native', tree: root, encfsRoot: null, meta: null };
   }
   if (!(await exists(root))) {
     throw new DvfsError('E_NOTFOUND', 'no such repository', { path: root, hint: 'create one with: dvfs init REPO --mode encfs' });
   }
-  throw new DvfsError('E_NOTFOUND', `not a dvfs repository or EncFS volume (no ${META_DIR}/${META_FILE} or ${CONFIG_FILE_NAME})`, {
+  throw new DvfsError('E_NOTFOUND', `not a dvfs repository or EncFS volume (no ${META_DIR}/${META_FILE}, ${CONFIG_FILE_NAME} or ${NATIVE_CONFIG_FILE})`, {
     path: root,
     hint: 'create one with: dvfs init REPO --mode encfs',
   });
@@ -76,9 +86,12 @@ export async function locateRepository(path: string): Promise<Repository> {
 
 export interface InitOptions {
   mode: RepoMode;
+  /** EncFS preset (encfs mode). */
   preset: Preset;
+  /** PBKDF2 iterations (encfs mode). */
   kdfIterations?: number;
-  codec?: OpenOptions['codec'];
+  /** Argon2id cost and chunk size (native mode). */
+  native?: NativeParams;
 }
 
 /**
@@ -97,21 +110,30 @@ export async function initRepository(path: string, password: Buffer, options: In
   try {
     await mkdir(join(staging, META_DIR), { recursive: true, mode: 0o700 });
     const meta: RepoMeta = { format: REPO_FORMAT, id: randomUUID(), mode: options.mode, tree: TREE_DIR, createdAt: new Date().toISOString() };
-    await EncfsVolume.create(join(staging, TREE_DIR), password, {
-      preset: options.preset,
-      ...(options.kdfIterations === undefined ? {} : { kdfIterations: options.kdfIterations }),
-      creator: 'EncFS 1.9.5',
-    });
+    if (options.mode === 'native') {
+      (await createNativeVolume(join(staging, TREE_DIR), password, options.native ?? {})).dispose();
+    } else {
+      await EncfsVolume.create(join(staging, TREE_DIR), password, {
+        preset: options.preset,
+        ...(options.kdfIterations === undefined ? {} : { kdfIterations: options.kdfIterations }),
+        creator: 'EncFS 1.9.5',
+      });
+    }
     await writeFile(join(staging, META_DIR, META_FILE), JSON.stringify(meta, null, 2) + '\n', { mode: 0o644 });
     await rm(root, { recursive: true, force: true }); // only ever an empty directory here
     await rename(staging, root);
-    return { kind: 'dvfs', root, encfsRoot: join(root, TREE_DIR), meta };
+    const tree = join(root, TREE_DIR);
+    return { kind: 'dvfs', root, format: options.mode, tree, encfsRoot: options.mode === 'encfs' ? tree : null, meta };
   } catch (e) {
     await rm(staging, { recursive: true, force: true });
     throw e;
   }
 }
 
+/** Opens the EncFS volume of an encfs-mode repository (E_UNSUPPORTED for native mode). */
 export function openVolume(repo: Repository, password: Buffer, options: OpenOptions = {}): Promise<EncfsVolume> {
+  if (repo.encfsRoot === null) {
+    throw new DvfsError('E_UNSUPPORTED', 'this repository is in native mode, not an EncFS volume', { path: repo.root });
+  }
   return EncfsVolume.open(repo.encfsRoot, password, options);
 }

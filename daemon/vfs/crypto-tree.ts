@@ -16,7 +16,10 @@ export interface Location<Ctx = unknown> {
   ctx: Ctx;
 }
 
-/** An open file seen as plaintext. Mutations are serialised per object; the frontend shares one per file. */
+/**
+ * An open file seen as plaintext. Mutations are serialised per object, and reads are ordered after the
+ * mutations issued before them (a read never sees a half-written block). The frontend shares one per file.
+ */
 export interface FileContent {
   size(): Promise<number>;
   read(offset: number, length: number): Promise<Buffer>;
@@ -45,6 +48,10 @@ export interface CryptoTree<Ctx = unknown> {
   readonly hardLinks: boolean;
 
   locate(plainPath: string): Promise<Location<Ctx>>;
+  /** Loads what decodeEntry needs for directory `dir` (native: its directory IV); call before decoding. */
+  prepareDir?(dir: Location<Ctx>): Promise<void>;
+  /** Wipes key material; the tree is unusable afterwards. */
+  dispose?(): void;
   child(dir: Location<Ctx>, name: string): Promise<Location<Ctx>>;
   /**
    * Decodes one raw entry of directory `dir`: the plaintext name, or null for the format's own files that

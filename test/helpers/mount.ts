@@ -242,17 +242,7 @@ export function quickMount(t: TeardownHost, preset: Preset = 'standard', opts: M
   return Object.assign(m, { preset });
 }
 
-/** Makes `dir` and every ancestor up to `/` traversable by others (for tests that drop privileges). */
-export function openUpPath(dir: string): void {
-  let p = dir;
-  while (p !== '/' && p !== '') {
-    try {
-      const mode = 0o755;
-      chmodSync(p, mode);
-    } catch {
-      // not ours (e.g. /tmp): leave it
-    }
-    if (p === tmpdir()) break;
-    p = join(p, '..');
-  }
+/** Makes the workspace directory traversable by others (for tests that drop privileges); /tmp already is. */
+export function openUp(ws: Workspace): void {
+  chmodSync(ws.dir, 0o755);
 }
