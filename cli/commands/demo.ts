@@ -1,7 +1,8 @@
 /**
  * The quick-start job: an end-to-end run on the embedded defaults, printing each dvfs command it runs.
- * Today: create an EncFS-mode repository, put files, list and read them back, check that no plaintext
- * reached the disk, and have stock `encfs` mount the tree and read identical bytes.
+ * Today: create an EncFS-mode repository, put a file without a mount, mount it and let a stage write
+ * through the mount, unmount, list and read everything back, check that no plaintext reached the disk,
+ * and have stock `encfs` mount the tree and read identical bytes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -79,19 +80,38 @@ export const demoCommand: Command = {
       demo.dvfs(['init', repo, '--mode', 'encfs', '--preset', 'standard']);
       demo.dvfs(['info', repo]);
 
-      demo.say('2. Put a small stage output into it (plaintext lives only in the input dir)');
-      await mkdir(join(input, 'results', 'run-1'), { recursive: true });
       const files: Record<string, Buffer> = {
         'README.txt': Buffer.from(`simulation results ${MARKER}\n`),
         'results/run-1/params.json': Buffer.from(JSON.stringify({ steps: 1000, seed: 42, note: MARKER }) + '\n'),
         'results/run-1/field.bin': Buffer.concat([randomBytes(1 << 20), Buffer.from(MARKER)]),
         'results/données.csv': Buffer.from(`t,value\n0,1.0\n1,2.5\n# ${MARKER}\n`),
       };
-      for (const [path, data] of Object.entries(files)) await writeFile(join(input, path), data);
+      await mkdir(input, { recursive: true });
+      for (const [path, data] of Object.entries(files)) {
+        await mkdir(join(input, path, '..'), { recursive: true });
+        await writeFile(join(input, path), data);
+      }
+      demo.say('2. Put a file into it without mounting (works on login nodes without FUSE)');
       demo.dvfs(['put', repo, join(input, 'README.txt'), '/']);
-      demo.dvfs(['put', repo, join(input, 'results'), '/results']);
 
-      demo.say('3. List and read back through dvfs (no mount needed)');
+      const mnt = join(base, 'mnt');
+      if (existsSync('/dev/fuse')) {
+        demo.say('3. Mount it and let a stage write its outputs through the mount (plaintext only in memory)');
+        demo.dvfs(['mount', repo, mnt]);
+        try {
+          const stage = `mkdir -p results/run-1 && cp ${join(input, 'results/run-1')}/* results/run-1/ && cp '${join(input, 'results/données.csv')}' results/ && ls -lR results`;
+          ctx.out.write(`$ (cd ${mnt} && sh -c "${stage}")\n`);
+          ctx.out.write(execFileSync('sh', ['-c', stage], { cwd: mnt }));
+          demo.dvfs(['status', mnt]);
+        } finally {
+          demo.dvfs(['umount', mnt]);
+        }
+      } else {
+        demo.say('3. (no /dev/fuse here: putting the stage outputs without a mount)');
+        demo.dvfs(['put', repo, join(input, 'results'), '/results']);
+      }
+
+      demo.say('4. List and read back through dvfs (no mount needed)');
       demo.dvfs(['ls', repo, '--recursive']);
       for (const [path, data] of Object.entries(files)) {
         const got = demo.dvfs(['cat', repo, path], { quiet: true });
@@ -100,33 +120,33 @@ export const demoCommand: Command = {
         ctx.out.write(`   ${ok ? 'ok  ' : 'FAIL'} ${path}: ${got.length} bytes, sha256 ${sha256(got).slice(0, 16)}…\n`);
       }
 
-      demo.say('4. Only ciphertext reached the disk');
-      const raw = await walkFiles(join(repo, 'tree'));
+      demo.say('5. Only ciphertext reached the disk');
+      const raw = await walkFiles(repo);
       let leaks = 0;
       for (const f of raw) if ((await readFile(f)).includes(MARKER)) leaks++;
       if (leaks > 0) failures++;
-      ctx.out.write(`   scanned ${raw.length} files under ${join(repo, 'tree')}: ${leaks === 0 ? 'no plaintext marker found' : `${leaks} files contain plaintext!`}\n`);
-      ctx.out.write(`   e.g. ${raw.map((f) => f.slice(repo.length + 1)).slice(0, 3).join('\n        ')}\n`);
+      ctx.out.write(`   scanned ${raw.length} files under ${repo} (ciphertext, config, mount logs): ${leaks === 0 ? 'no plaintext marker found' : `${leaks} files contain plaintext!`}\n`);
+      ctx.out.write(`   e.g. ${raw.map((f) => f.slice(repo.length + 1)).filter((f) => f.startsWith('tree/')).slice(0, 3).join('\n        ')}\n`);
 
-      demo.say('5. Stock encfs mounts the same tree and reads identical bytes');
+      demo.say('6. Stock encfs mounts the same tree and reads identical bytes');
       const reason = stockEncfsReason();
       if (reason) {
         ctx.out.write(`   skipped: ${reason}\n`);
       } else {
-        const mnt = join(base, 'encfs-mount');
-        await mkdir(mnt, { recursive: true });
-        ctx.out.write(`$ encfs --stdinpass ${join(repo, 'tree')} ${mnt}\n`);
-        execFileSync('encfs', ['--stdinpass', join(repo, 'tree'), mnt], { input: await readFile(passwordFile), stdio: ['pipe', 'inherit', 'inherit'] });
+        const encfsMnt = join(base, 'encfs-mount');
+        await mkdir(encfsMnt, { recursive: true });
+        ctx.out.write(`$ encfs --stdinpass ${join(repo, 'tree')} ${encfsMnt}\n`);
+        execFileSync('encfs', ['--stdinpass', join(repo, 'tree'), encfsMnt], { input: await readFile(passwordFile), stdio: ['pipe', 'inherit', 'inherit'] });
         try {
           for (const [path, data] of Object.entries(files)) {
-            const got = await readFile(join(mnt, path));
+            const got = await readFile(join(encfsMnt, path));
             const ok = sha256(got) === sha256(data);
             if (!ok) failures++;
             ctx.out.write(`   ${ok ? 'ok  ' : 'FAIL'} encfs reads ${path} (${got.length} bytes)\n`);
           }
         } finally {
-          const um = spawnSync('fusermount', ['-u', mnt]);
-          if (um.error || um.status !== 0) spawnSync('umount', [mnt]);
+          const um = spawnSync('fusermount', ['-u', encfsMnt]);
+          if (um.error || um.status !== 0) spawnSync('umount', [encfsMnt]);
         }
       }
       demo.say(failures === 0 ? 'demo finished: all checks passed' : `demo finished with ${failures} failed checks`);
