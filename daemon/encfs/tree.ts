@@ -4,7 +4,7 @@
  * name below a directory when names are chained, and file headers under external IV chaining.
  */
 import { constants as fsc, type Stats } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DvfsError } from '../errors.js';
 import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/crypto-tree.js';
@@ -14,8 +14,12 @@ import { splitPath } from './names.js';
 import { TEMP_PREFIX } from '../vfs/plain-view.js';
 import type { EncfsVolume } from './volume.js';
 
-/** Directory locations kept for fast path resolution; cleared wholesale when a directory moves. */
-const DIR_CACHE_LIMIT = 50_000;
+/**
+ * Locations kept for fast path resolution (encrypting a name costs an HMAC and an AES call). EncFS names are
+ * a pure function of the volume key and the plaintext path, so an entry never goes stale, whatever is
+ * renamed or removed; the cache is only bounded.
+ */
+const LOCATION_CACHE_LIMIT = 200_000;
 
 /** Reports names inside a renamed directory that could not be re-encoded (left as they were). */
 export type RecodeProblem = (rawPath: string, reason: string) => void;
@@ -25,7 +29,7 @@ export class EncfsTree implements CryptoTree<bigint> {
   readonly root: string;
   readonly maxNameBytes: number;
   readonly hardLinks: boolean;
-  private readonly dirs = new Map<string, Location<bigint>>();
+  private readonly cache = new Map<string, Location<bigint>>();
 
   constructor(
     readonly volume: EncfsVolume,
@@ -41,35 +45,44 @@ export class EncfsTree implements CryptoTree<bigint> {
   }
 
   async locate(plainPath: string): Promise<Location<bigint>> {
-    const parts = splitPath(plainPath);
-    let loc = this.rootLocation();
-    for (let i = 0; i < parts.length; i++) {
-      const prefix = parts.slice(0, i + 1).join('/');
-      const cached = i < parts.length - 1 ? this.dirs.get(prefix) : undefined;
-      if (cached) {
-        loc = cached;
-        continue;
-      }
-      loc = await this.child(loc, parts[i] as string);
-      if (i < parts.length - 1) this.remember(loc);
-    }
+    return this.locateSync(plainPath);
+  }
+
+  locateSync(plainPath: string): Location<bigint> {
+    const key = plainPath.startsWith('/') || plainPath.endsWith('/') ? splitPath(plainPath).join('/') : plainPath;
+    if (key === '') return this.rootLocation();
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const slash = key.lastIndexOf('/');
+    const parent = slash < 0 ? this.rootLocation() : this.locateSync(key.slice(0, slash));
+    const loc = this.childSync(parent, key.slice(slash + 1));
+    this.remember(loc);
     return loc;
   }
 
   async child(dir: Location<bigint>, name: string): Promise<Location<bigint>> {
+    return this.childSync(dir, name);
+  }
+
+  private childSync(dir: Location<bigint>, name: string): Location<bigint> {
     const enc = this.volume.paths.encodeName(name, dir.ctx);
-    return { plainPath: dir.plainPath === '' ? name : `${dir.plainPath}/${name}`, rawPath: join(dir.rawPath, enc.cipher), ctx: enc.iv };
+    return { plainPath: dir.plainPath === '' ? name : `${dir.plainPath}/${name}`, rawPath: `${dir.rawPath}/${enc.cipher}`, ctx: enc.iv };
   }
 
   private remember(loc: Location<bigint>): void {
-    if (this.dirs.size >= DIR_CACHE_LIMIT) this.dirs.clear();
-    this.dirs.set(loc.plainPath, loc);
+    if (this.cache.size >= LOCATION_CACHE_LIMIT) this.cache.clear();
+    this.cache.set(loc.plainPath, loc);
   }
 
+  /** Decodes a directory entry; the location it yields is remembered (a listing is usually followed by stats). */
   decodeEntry(dir: Location<bigint>, cipherName: string): string | null {
     if (dir.plainPath === '' && cipherName === CONFIG_FILE_NAME) return null;
     if (cipherName.startsWith(TEMP_PREFIX)) return null;
-    return this.volume.paths.decodeName(cipherName, dir.ctx).name;
+    const { name, iv } = this.volume.paths.decodeName(cipherName, dir.ctx);
+    if (name !== '.' && name !== '..') {
+      this.remember({ plainPath: dir.plainPath === '' ? name : `${dir.plainPath}/${name}`, rawPath: `${dir.rawPath}/${cipherName}`, ctx: iv });
+    }
+    return name;
   }
 
   plainSize(rawStats: Stats, location: Location<bigint>): number {
@@ -82,12 +95,11 @@ export class EncfsTree implements CryptoTree<bigint> {
   }
 
   async mkdir(location: Location<bigint>, mode: number): Promise<void> {
-    await mkdir(location.rawPath, { mode });
+    mkdirSync(location.rawPath, { mode });
   }
 
   async rmdir(location: Location<bigint>): Promise<void> {
-    await rmdir(location.rawPath);
-    this.dirs.clear();
+    rmdirSync(location.rawPath);
   }
 
   encodeLinkTarget(target: string): string {
@@ -99,10 +111,9 @@ export class EncfsTree implements CryptoTree<bigint> {
   }
 
   async rename(from: Location<bigint>, to: Location<bigint>, openFiles: OpenFileLookup): Promise<void> {
-    const st = await lstat(from.rawPath);
-    await rename(from.rawPath, to.rawPath);
+    const st = lstatSync(from.rawPath);
+    renameSync(from.rawPath, to.rawPath);
     if (st.isDirectory()) {
-      this.dirs.clear();
       if (this.volume.config.chainedNameIV && from.ctx !== to.ctx) await this.recode(to.rawPath, from.ctx, to.ctx, openFiles);
     } else if (st.isFile()) {
       await this.reseal(to.rawPath, from.ctx, to.ctx, openFiles);
@@ -112,7 +123,7 @@ export class EncfsTree implements CryptoTree<bigint> {
   /** Re-encodes every entry of a moved directory for its new chained IV, depth first. */
   private async recode(rawDir: string, oldIV: bigint, newIV: bigint, openFiles: OpenFileLookup): Promise<void> {
     const paths = this.volume.paths;
-    for (const name of await readdir(rawDir)) {
+    for (const name of readdirSync(rawDir)) {
       if (name.startsWith(TEMP_PREFIX)) continue;
       let plain: { name: string; iv: bigint };
       try {
@@ -123,8 +134,8 @@ export class EncfsTree implements CryptoTree<bigint> {
       }
       const enc = paths.encodeName(plain.name, newIV);
       const target = join(rawDir, enc.cipher);
-      if (enc.cipher !== name) await rename(join(rawDir, name), target);
-      const st = await lstat(target);
+      if (enc.cipher !== name) renameSync(join(rawDir, name), target);
+      const st = lstatSync(target);
       if (st.isDirectory()) await this.recode(target, plain.iv, enc.iv, openFiles);
       else if (st.isFile()) await this.reseal(target, plain.iv, enc.iv, openFiles);
     }

@@ -4,7 +4,7 @@
  * logged at error level — a tampered file is never returned as wrong plaintext.
  */
 import { constants as fsc, type Stats } from 'node:fs';
-import { chmod, link, lchown, lstat, lutimes, readdir, readlink, statfs, symlink, unlink } from 'node:fs/promises';
+import { chmodSync, linkSync, lchownSync, lstatSync, lutimesSync, readdirSync, readlinkSync, statfsSync, symlinkSync, unlinkSync } from 'node:fs';
 import type { FuseOperations, FuseStat, FuseStatfs } from 'fuse-native';
 import { IntegrityError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -15,6 +15,12 @@ import type { SpecialFiles } from './special-files.js';
 
 export interface FrontendOptions {
   readOnly: boolean;
+  /**
+   * Serve extended attributes (passed through to the ciphertext files). Without them the kernel learns once
+   * that the filesystem has none and stops asking — it otherwise asks for security.capability before every
+   * write and for two attributes per `ls -l` entry, each a round trip to the daemon.
+   */
+  xattr: boolean;
   logger: Logger;
   special: SpecialFiles;
 }
@@ -104,7 +110,7 @@ export class Frontend {
       const open = this.files.byInode(st.ino);
       return toFuseStat(st, open ? await open.content.size() : this.tree.plainSize(st, loc));
     }
-    if (st.isSymbolicLink()) return toFuseStat(st, Buffer.byteLength(this.tree.decodeLinkTarget(await readlink(loc.rawPath))));
+    if (st.isSymbolicLink()) return toFuseStat(st, Buffer.byteLength(this.tree.decodeLinkTarget(readlinkSync(loc.rawPath))));
     return toFuseStat(st, st.size);
   }
 
@@ -115,13 +121,24 @@ export class Frontend {
   }
 
   operations(): FuseOperations {
+    const ops = this.allOperations();
+    if (!this.options.xattr) {
+      delete ops.getxattr;
+      delete ops.setxattr;
+      delete ops.listxattr;
+      delete ops.removexattr;
+    }
+    return ops;
+  }
+
+  private allOperations(): FuseOperations {
     const tree = this.tree;
     return {
       init: (cb) => cb(0),
       getattr: (path, cb) =>
         this.run('getattr', path, async () => {
           const loc = await tree.locate(path);
-          return this.statOf(loc, await lstat(loc.rawPath));
+          return this.statOf(loc, lstatSync(loc.rawPath));
         }, cb),
       fgetattr: (path, fd, cb) =>
         this.run('fgetattr', path, async () => {
@@ -131,11 +148,11 @@ export class Frontend {
         }, cb),
       access: (path, _mode, cb) =>
         this.run('access', path, async () => {
-          await lstat((await tree.locate(path)).rawPath);
+          lstatSync((await tree.locate(path)).rawPath);
         }, cb),
       statfs: (path, cb) =>
         this.run('statfs', path, async (): Promise<FuseStatfs> => {
-          const s = await statfs(tree.root);
+          const s = statfsSync(tree.root);
           const cap = (n: number): number => Math.min(n, 0xffffffff);
           return { bsize: s.bsize, frsize: s.bsize, blocks: cap(s.blocks), bfree: cap(s.bfree), bavail: cap(s.bavail), files: cap(s.files), ffree: cap(s.ffree), favail: cap(s.ffree), fsid: 0, flag: 0, namemax: tree.maxNameBytes };
         }, cb),
@@ -144,7 +161,7 @@ export class Frontend {
           const dir = await tree.locate(path);
           await tree.prepareDir?.(dir);
           const names = ['.', '..'];
-          for (const cipherName of await readdir(dir.rawPath)) {
+          for (const cipherName of readdirSync(dir.rawPath)) {
             try {
               const name = tree.decodeEntry(dir, cipherName);
               if (name !== null) names.push(name);
@@ -168,7 +185,7 @@ export class Frontend {
           const writable = access !== fsc.O_RDONLY;
           if (writable || flags & fsc.O_TRUNC) this.writable();
           const loc = await tree.locate(path);
-          const st = await lstat(loc.rawPath);
+          const st = lstatSync(loc.rawPath);
           if (st.isDirectory()) throw new FsError('EISDIR');
           const fd = await this.files.add(st.ino, () => tree.openContent(loc, { readOnly: this.options.readOnly }), { writable, append: (flags & fsc.O_APPEND) !== 0, path });
           if (flags & fsc.O_TRUNC) await this.handle(fd).shared.content.truncate(0);
@@ -200,7 +217,7 @@ export class Frontend {
         this.run('truncate', path, async () => {
           this.writable();
           const loc = await tree.locate(path);
-          const st = await lstat(loc.rawPath);
+          const st = lstatSync(loc.rawPath);
           if (st.isDirectory()) throw new FsError('EISDIR');
           const open = this.files.byInode(st.ino);
           if (open) return open.content.truncate(size);
@@ -219,7 +236,7 @@ export class Frontend {
       unlink: (path, cb) =>
         this.run('unlink', path, async () => {
           this.writable();
-          await unlink((await tree.locate(path)).rawPath);
+          unlinkSync((await tree.locate(path)).rawPath);
         }, cb),
       mkdir: (path, mode, cb) =>
         this.run('mkdir', path, async () => {
@@ -242,32 +259,32 @@ export class Frontend {
         this.run('link', src, async () => {
           this.writable();
           if (!tree.hardLinks) throw new FsError('EPERM', 'hard links are impossible with external IV chaining');
-          await link((await tree.locate(src)).rawPath, (await tree.locate(dest)).rawPath);
+          linkSync((await tree.locate(src)).rawPath, (await tree.locate(dest)).rawPath);
         }, cb),
       symlink: (target, path, cb) =>
         this.run('symlink', path, async () => {
           this.writable();
-          await symlink(tree.encodeLinkTarget(target), (await tree.locate(path)).rawPath);
+          symlinkSync(tree.encodeLinkTarget(target), (await tree.locate(path)).rawPath);
         }, cb),
       readlink: (path, cb) =>
-        this.run('readlink', path, async () => tree.decodeLinkTarget(await readlink((await tree.locate(path)).rawPath)), cb),
+        this.run('readlink', path, async () => tree.decodeLinkTarget(readlinkSync((await tree.locate(path)).rawPath)), cb),
       chmod: (path, mode, cb) =>
         this.run('chmod', path, async () => {
           this.writable();
-          await chmod((await tree.locate(path)).rawPath, mode & 0o7777);
+          chmodSync((await tree.locate(path)).rawPath, mode & 0o7777);
         }, cb),
       chown: (path, uid, gid, cb) =>
         this.run('chown', path, async () => {
           this.writable();
-          await lchown((await tree.locate(path)).rawPath, uid, gid);
+          lchownSync((await tree.locate(path)).rawPath, uid, gid);
         }, cb),
       utimens: (path, atime, mtime, cb) =>
         this.run('utimens', path, async () => {
           this.writable();
           const raw = (await tree.locate(path)).rawPath;
           // With dvfs's fuse-native fix, UTIME_OMIT arrives as OMIT_MS: keep that time as it is.
-          const current = atime >= OMIT_MS || mtime >= OMIT_MS ? await lstat(raw) : null;
-          await lutimes(raw, current && atime >= OMIT_MS ? current.atime : atime / 1000, current && mtime >= OMIT_MS ? current.mtime : mtime / 1000);
+          const current = atime >= OMIT_MS || mtime >= OMIT_MS ? lstatSync(raw) : null;
+          lutimesSync(raw, current && atime >= OMIT_MS ? current.atime : atime / 1000, current && mtime >= OMIT_MS ? current.mtime : mtime / 1000);
         }, cb),
       mknod: (path, mode, _dev, cb) =>
         this.run('mknod', path, async () => {

@@ -3,7 +3,7 @@
  * per ciphertext inode, so two opens of one file — in one process or several — see each other's writes
  * and their read-modify-writes are serialised. Keyed by inode, a file stays found after renames and unlink.
  */
-import { lstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import type { FileContent } from '../vfs/crypto-tree.js';
 
 export interface SharedFile {
@@ -46,7 +46,7 @@ export class OpenFiles {
   /** The shared file for the ciphertext now at rawPath, if it is open. */
   async findByRawPath(rawPath: string): Promise<FileContent | undefined> {
     try {
-      return this.byIno.get((await lstat(rawPath)).ino)?.content;
+      return this.byIno.get(lstatSync(rawPath).ino)?.content;
     } catch {
       return undefined;
     }

@@ -56,7 +56,7 @@ t.test('mounted dvfs-native volume', { skip: skip ?? false }, async (t) => {
   let tree: NativeTree | null = null;
   const mount = async (fresh: NativeTree): Promise<void> => {
     tree = fresh;
-    const frontend = new Frontend(fresh, { readOnly: false, logger, special: specialFiles() });
+    const frontend = new Frontend(fresh, { readOnly: false, xattr: true, logger, special: specialFiles() });
     mounted = await mountFuse(mnt, frontend.operations(), { fsname: 'dvfs-native-test' });
   };
   const unmount = async (): Promise<void> => {
