@@ -6,6 +6,7 @@
  *   node dist/bench/mount.js [--runs N] [--size-mib M] [--files N] [--file-kib K] [--per-dir N]
  *                            [--only dvfs,encfs,gocryptfs,plain] [--rss-files N] [--dir DIR]
  *                            [--json] [--out FILE] [--md FILE]
+ *   node dist/bench/mount.js --render REPORT.json [--md FILE]      (tables of a saved report; runs nothing)
  *
  * Per run and peer (peers in a rotating order; every run uses a freshly created volume):
  *   seq-write  dd if=SRC of=MNT/seq.bin bs=1M conv=fsync, then sync     (SRC: random, on tmpfs, pre-generated)
@@ -64,12 +65,14 @@ interface Options {
   json: boolean;
   out: string | null;
   md: string | null;
+  render: string | null;
 }
 
 const USAGE =
   'usage: node dist/bench/mount.js [--runs N] [--size-mib M] [--files N] [--file-kib K] [--per-dir N]\n' +
   '                                [--only dvfs,encfs,gocryptfs,plain] [--rss-files N] [--dir DIR]\n' +
-  '                                [--dvfs PATH/cli/dvfs.js] [--json] [--out FILE] [--md FILE]\n';
+  '                                [--dvfs PATH/cli/dvfs.js] [--json] [--out FILE] [--md FILE]\n' +
+  '       node dist/bench/mount.js --render REPORT.json [--md FILE] [--out FILE] [--json]   (re-print a saved report)\n';
 
 function options(): Options {
   let parsed;
@@ -88,6 +91,7 @@ function options(): Options {
         json: { type: 'boolean', default: false },
         out: { type: 'string' },
         md: { type: 'string' },
+        render: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -133,6 +137,7 @@ function options(): Options {
     json: values.json,
     out: values.out ?? null,
     md: values.md ?? null,
+    render: values.render ?? null,
   };
 }
 
@@ -620,14 +625,18 @@ const rate = (r: ResultRow): string => {
   return `${fmt(r.filesPerSec, 0)} files/s`;
 };
 const ratio = (v: number | null): string => (v === null ? '-' : `${v.toFixed(2)}x`);
+/** min-max of the runs' seconds, to show how noisy a median is. */
+const spread = (r: ResultRow): string =>
+  r.samples.length < 2 ? '-' : `${Math.min(...r.samples).toFixed(2)}-${Math.max(...r.samples).toFixed(2)}`;
 
 function textTable(o: Options, rows: ResultRow[]): string {
   const titles = WORKLOAD_TITLES(o);
-  const header = ['workload', 'peer', 'seconds', 'rate', 'x EncFS', 'x gocryptfs', 'daemon CPU s'];
+  const header = ['workload', 'peer', 'seconds', 'runs min-max', 'rate', 'x EncFS', 'x gocryptfs', 'daemon CPU s'];
   const body = rows.map((r) => [
     titles[r.workload],
     r.peer,
     r.seconds === null ? 'FAILED' : r.seconds.toFixed(3),
+    spread(r),
     rate(r),
     ratio(r.vsEncfs),
     ratio(r.vsGocryptfs),
@@ -677,15 +686,16 @@ function markdown(o: Options, report: Record<string, unknown>, rows: ResultRow[]
     `Median of ${o.runs} run(s); MB/s = 10^6 bytes/s; "x EncFS" / "x gocryptfs" = reference seconds / peer seconds (> 1 is faster).`,
     '',
   );
+  if (typeof report['note'] === 'string') lines.push(`Note: ${report['note']}`, '');
   lines.push('| peer | version | status |', '| --- | --- | --- |');
   for (const p of report['peers'] as Array<Record<string, unknown>>) {
     lines.push(`| ${String(p['name'])} | ${String(p['version'] ?? '-')} | ${String(p['status'])}${p['reason'] ? `: ${String(p['reason'])}` : ''} |`);
   }
-  lines.push('', '| workload | peer | seconds | rate | x EncFS | x gocryptfs | daemon CPU s |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('', '| workload | peer | seconds (median) | runs min-max | rate | x EncFS | x gocryptfs | daemon CPU s |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
     const peer = r.peer === 'dvfs' ? '**dvfs**' : r.peer;
     lines.push(
-      `| ${titles[r.workload]} | ${peer} | ${r.seconds === null ? 'FAILED' : r.seconds.toFixed(3)} | ${rate(r)} | ${ratio(r.vsEncfs)} | ${ratio(r.vsGocryptfs)} | ${fmt(r.daemonCpuSeconds, 2)} |`,
+      `| ${titles[r.workload]} | ${peer} | ${r.seconds === null ? 'FAILED' : r.seconds.toFixed(3)} | ${spread(r)} | ${rate(r)} | ${ratio(r.vsEncfs)} | ${ratio(r.vsGocryptfs)} | ${fmt(r.daemonCpuSeconds, 2)} |`,
     );
   }
   lines.push('', `## Daemon memory holding ${o.rssFiles} open files`, '', '| peer | idle RSS MiB | RSS holding files MiB | peak RSS MiB | files held | daemon fds | threads |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -723,6 +733,7 @@ function markdown(o: Options, report: Record<string, unknown>, rows: ResultRow[]
 
 async function main(): Promise<void> {
   const o = options();
+  if (o.render !== null) return render(o, o.render);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
@@ -892,7 +903,15 @@ async function main(): Promise<void> {
   };
 
   await cleanup();
+  output(o, report);
+}
 
+/** Writes --out/--md and prints the table (or the JSON) for a report. */
+function output(o: Options, report: Record<string, unknown>): void {
+  const rows = report['results'] as ResultRow[];
+  const rss = report['rss'] as RssRow[];
+  const checks = report['checks'] as Check[];
+  const peers = report['peers'] as Array<{ name: string; status: string; reason?: string }>;
   const json = `${JSON.stringify(report, null, 2)}\n`;
   if (o.out) writeFileSync(o.out, json);
   if (o.md) writeFileSync(o.md, markdown(o, report, rows, rss, checks));
@@ -900,7 +919,7 @@ async function main(): Promise<void> {
   else {
     process.stdout.write(
       `\nMount benchmark: median of ${o.runs} run(s); MB/s = 10^6 B/s; "x EncFS"/"x gocryptfs" = reference seconds / peer seconds (>1 = faster)\n` +
-        `${env.cachesDropped ? '' : 'WARNING: caches could not be dropped: cold steps were NOT cold\n'}\n`,
+        `${report['cachesDropped'] ? '' : 'WARNING: caches could not be dropped: cold steps were NOT cold\n'}\n`,
     );
     process.stdout.write(`${textTable(o, rows)}\n\n`);
     process.stdout.write(`Daemon memory (holding ${o.rssFiles} open files):\n${rssText(rss)}\n\n`);
@@ -909,6 +928,15 @@ async function main(): Promise<void> {
     if (o.out) process.stdout.write(`\nJSON written to ${o.out}\n`);
     if (o.md) process.stdout.write(`Markdown written to ${o.md}\n`);
   }
+}
+
+/** --render FILE: prints (and with --md/--out writes) the tables of a saved JSON report; runs nothing. */
+function render(o: Options, file: string): void {
+  const report = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  if (report['benchmark'] !== 'mount') throw new Error(`${file} is not a mount benchmark report`);
+  const saved = report['options'] as Partial<Options>;
+  const opts: Options = { ...o, ...saved, out: o.out, md: o.md, json: o.json };
+  output(opts, report);
 }
 
 main().then(

@@ -5,7 +5,7 @@ set -euo pipefail
 
 # System packages the test suite needs (Debian package names). Append here
 # (e.g. slurm-wlm munge swift podman ...) when new tests need more.
-SYSTEM_PACKAGES="encfs fuse3 gocryptfs openssl"
+SYSTEM_PACKAGES="encfs fuse3 gocryptfs openssl attr"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -14,6 +14,7 @@ declare -A PACKAGE_COMMAND=(
   [fuse3]=fusermount3
   [gocryptfs]=gocryptfs
   [openssl]=openssl
+  [attr]=setfattr
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -4,7 +4,7 @@
  * name below a directory when names are chained, and file headers under external IV chaining.
  */
 import { constants as fsc, type Stats } from 'node:fs';
-import { lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
+import { lstatSync, lutimesSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DvfsError } from '../errors.js';
 import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/crypto-tree.js';
@@ -45,6 +45,10 @@ export class EncfsTree implements CryptoTree<bigint> {
   }
 
   async locate(plainPath: string): Promise<Location<bigint>> {
+    return this.locateSync(plainPath);
+  }
+
+  locateCached(plainPath: string): Location<bigint> | undefined {
     return this.locateSync(plainPath);
   }
 
@@ -144,16 +148,19 @@ export class EncfsTree implements CryptoTree<bigint> {
   /** With external IV chaining, a moved file's header is re-sealed under its new path's IV. */
   private async reseal(rawPath: string, oldIV: bigint, newIV: bigint, openFiles: OpenFileLookup): Promise<void> {
     if (!this.volume.config.externalIVChaining || oldIV === newIV) return;
+    // Rewriting the header is bookkeeping, not a modification: the file keeps its times (as with encfs).
+    const { atime, mtime } = lstatSync(rawPath);
     const open = await openFiles(rawPath);
     if (open instanceof CipherFile) {
       await open.setExternalIV(newIV);
-      return;
+    } else {
+      const file = await CipherFile.open(rawPath, fsc.O_RDWR, this.volume.content, oldIV, rawPath);
+      try {
+        await file.setExternalIV(newIV);
+      } finally {
+        await file.close();
+      }
     }
-    const file = await CipherFile.open(rawPath, fsc.O_RDWR, this.volume.content, oldIV, rawPath);
-    try {
-      await file.setExternalIV(newIV);
-    } finally {
-      await file.close();
-    }
+    lutimesSync(rawPath, atime, mtime);
   }
 }

@@ -6,7 +6,7 @@
 import { constants as fsc, type Stats } from 'node:fs';
 import { chmodSync, linkSync, lchownSync, lstatSync, lutimesSync, readdirSync, readlinkSync, statfsSync, symlinkSync, unlinkSync } from 'node:fs';
 import type { FuseOperations, FuseStat, FuseStatfs } from 'fuse-native';
-import { IntegrityError } from '../errors.js';
+import { DvfsError, IntegrityError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CryptoTree, Location } from '../vfs/crypto-tree.js';
 import { ERRNO, errnoName, errnoOf, FsError } from './errno.js';
@@ -41,6 +41,14 @@ const QUIET = new Set<number>([ERRNO.ENOENT, ERRNO.EEXIST, ERRNO.ENOTEMPTY, ERRN
 
 /** utimens times at or above this many ms mean UTIME_OMIT (see native/fuse-native-fix.mjs). */
 const OMIT_MS = 2 ** 48 - 1;
+
+/** An error for the log: its kind and errno, never a message that could carry a plaintext name. */
+function describe(e: unknown): string {
+  if (e instanceof DvfsError) return e.code;
+  if (e instanceof FsError) return e.errno;
+  const n = e as NodeJS.ErrnoException;
+  return n.code ? `${n.code}${n.syscall ? ` (${n.syscall})` : ''}` : 'error';
+}
 
 const toFuseStat = (st: Stats, size: number): FuseStat => ({
   mode: st.mode,
@@ -86,7 +94,7 @@ export class Frontend {
   /** Runs an operation, answering FUSE with its result or a negative errno. */
   private run<T>(op: string, path: string, body: () => Promise<T>, answer: (err: number, value?: T) => void): void {
     this.counters.operations++;
-    if (this.traceOps) this.log.trace({ op, path }, 'op');
+    if (this.traceOps) this.log.trace({ op, cipherPath: this.cipherPathOf(path) }, 'op');
     body().then(
       (value) => answer(0, value),
       (e: unknown) => {
@@ -94,21 +102,43 @@ export class Frontend {
         if (!QUIET.has(errno)) this.counters.errors++;
         if (e instanceof IntegrityError) {
           this.counters.integrityErrors++;
-          this.log.error({ op, path, errno: 'EIO', block: e.block, err: e.message }, 'integrity error: ciphertext tampered or corrupt');
+          this.log.error({ op, cipherPath: this.cipherPathOf(path), errno: 'EIO', block: e.block }, 'integrity error: ciphertext tampered or corrupt');
         } else if (!QUIET.has(errno)) {
-          const err = e instanceof Error ? e.message : String(e);
-          this.log.warn({ op, path, errno: errnoName(errno), err }, 'operation failed');
+          this.log.warn({ op, cipherPath: this.cipherPathOf(path), errno: errnoName(errno), err: describe(e) }, 'operation failed');
         }
         answer(-errno);
       },
     );
   }
 
+  /**
+   * What the logs name a file by: its ciphertext path relative to the tree. Logs live beside the ciphertext,
+   * so they must not hold plaintext names any more than file contents (`dvfs` maps them back for the owner).
+   */
+  private cipherPathOf(plainPath: string): string {
+    try {
+      const loc = this.tree.locateCached?.(plainPath);
+      if (loc) return loc.rawPath.slice(this.tree.root.length + 1) || '/';
+    } catch {
+      // a name that cannot be encoded (too long): say so without repeating it
+    }
+    return '(not encodable)';
+  }
+
   private async statOf(loc: Location, st: Stats): Promise<FuseStat> {
     if (st.isFile()) {
       // An open file may be mid-write: its raw size can be momentarily impossible; ask the open file.
       const open = this.files.byInode(st.ino);
-      return toFuseStat(st, open ? await open.content.size() : this.tree.plainSize(st, loc));
+      if (open) return toFuseStat(st, await open.content.size());
+      try {
+        return toFuseStat(st, this.tree.plainSize(st, loc));
+      } catch (e) {
+        if (!(e instanceof IntegrityError)) throw e;
+        // A damaged file must stay visible so it can be removed or renamed aside; reading it gives EIO.
+        this.counters.integrityErrors++;
+        this.log.error({ op: 'getattr', cipherPath: loc.rawPath.slice(this.tree.root.length + 1), errno: 'EIO' }, 'integrity error: impossible ciphertext size (shown as 0 bytes)');
+        return toFuseStat(st, 0);
+      }
     }
     if (st.isSymbolicLink()) return toFuseStat(st, Buffer.byteLength(this.tree.decodeLinkTarget(readlinkSync(loc.rawPath))));
     return toFuseStat(st, st.size);
@@ -166,7 +196,7 @@ export class Frontend {
               const name = tree.decodeEntry(dir, cipherName);
               if (name !== null) names.push(name);
             } catch (e) {
-              this.log.warn({ op: 'readdir', path, cipherName, err: e instanceof Error ? e.message : String(e) }, 'undecodable directory entry skipped');
+              this.log.warn({ op: 'readdir', cipherPath: this.cipherPathOf(path), cipherName, err: describe(e) }, 'undecodable directory entry skipped');
             }
           }
           return names;

@@ -39,9 +39,10 @@ export interface MountedFuse {
 }
 
 export function mountFuse(mountpoint: string, ops: FuseOperations, options: MountOptions = {}): Promise<MountedFuse> {
+  // use_ino: st_ino is the ciphertext file's (hard links share it, as tar / rsync -H / du expect).
   // negative_timeout: a name just found missing stays missing for a second (this daemon is the only writer of
   // its tree, and its own creates invalidate the kernel's negative entry), saving a lookup per file created.
-  const extra = ['big_writes', `max_write=${MAX_IO}`, `max_read=${MAX_IO}`, `max_readahead=${options.readahead ?? 1 << 20}`, 'negative_timeout=1', 'subtype=dvfs'];
+  const extra = ['big_writes', `max_write=${MAX_IO}`, `max_read=${MAX_IO}`, `max_readahead=${options.readahead ?? 1 << 20}`, 'negative_timeout=1', 'use_ino', 'subtype=dvfs'];
   if (options.readOnly) extra.push('ro');
   const fuse = new DvfsFuse(
     mountpoint,

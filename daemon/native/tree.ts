@@ -93,6 +93,16 @@ export class NativeTree implements CryptoTree<NativeCtx> {
     return loc;
   }
 
+  /** The location of a path when every directory IV on the way is cached (no I/O); else undefined. */
+  locateCached(plainPath: string): NativeLocation | undefined {
+    let loc: NativeLocation = { plainPath: '', rawPath: this.root, ctx: { dirIV: this.cachedIV(this.root) } };
+    for (const component of splitPath(plainPath)) {
+      if (loc.ctx.dirIV === null) return undefined;
+      loc = this.childOf(loc, component, loc.ctx.dirIV);
+    }
+    return loc;
+  }
+
   async child(dir: NativeLocation, name: string): Promise<NativeLocation> {
     const iv = dir.ctx.dirIV ?? (dir.ctx.dirIV = await this.loadDirIV(dir));
     return this.childOf(dir, name, iv);

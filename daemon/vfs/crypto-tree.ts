@@ -48,6 +48,8 @@ export interface CryptoTree<Ctx = unknown> {
   readonly hardLinks: boolean;
 
   locate(plainPath: string): Promise<Location<Ctx>>;
+  /** The location of a path if it can be had without I/O (for log lines); undefined otherwise. */
+  locateCached?(plainPath: string): Location<Ctx> | undefined;
   /** Loads what decodeEntry needs for directory `dir` (native: its directory IV); call before decoding. */
   prepareDir?(dir: Location<Ctx>): Promise<void>;
   /** Wipes key material; the tree is unusable afterwards. */

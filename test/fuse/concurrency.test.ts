@@ -109,6 +109,16 @@ function checkWords(b: Buffer, writers: number): string | null {
   return null;
 }
 
+/** `dvfs status` once every handle is released (FUSE sends RELEASE asynchronously after close), or after 5 s. */
+async function settled(m: QuickMount): Promise<ReturnType<QuickMount['status']>> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const s = m.status();
+    if (s.openHandles === 0 || Date.now() > deadline) return s;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
 const mounts = new Map<string, QuickMount>();
 function mountFor(preset: 'standard' | 'paranoia'): QuickMount {
   let m = mounts.get(preset);
@@ -144,7 +154,7 @@ t.test('500 files open at once', { skip }, async (t) => {
   t.equal(s2.openFiles, N, 'second opens of the same files add no open file');
   t.equal(s2.openHandles, N + 100, '…but 100 more handles');
   for (const fd of [...fds, ...extra]) fs.closeSync(fd);
-  const s3 = m.status();
+  const s3 = await settled(m);
   t.equal(s3.openFiles, 0, 'all closed: 0 open files');
   t.equal(s3.openHandles, 0, 'all closed: 0 handles');
   t.equal(fs.readdirSync(d).length, N, `${N} files listed`);
@@ -228,8 +238,10 @@ for (const preset of ['standard', 'paranoia'] as const) {
     t.equal(torn, -1, 'no half-slot mixes two writes');
     const writers = new Set<number>();
     for (let i = 0; i < size; i += SLOT / 2) writers.add(got.readUInt8(i));
-    t.ok(writers.size >= 3, `the result mixes several writers' slots (${[...writers].join(',')})`);
-    const s = m.status();
+    // Which writers' slots survive depends on scheduling (a fast worker can finish before another starts),
+    // so it is reported, not asserted; the properties above are what must hold.
+    t.comment(`final slots come from writers ${[...writers].sort().join(',')}`);
+    const s = await settled(m);
     t.equal(s.integrityErrors, 0, 'no integrity errors');
     t.equal(s.openHandles, 0, 'no handle left open');
   });
@@ -246,9 +258,10 @@ for (const preset of ['standard', 'paranoia'] as const) {
       [10 * 1024 * 1024 + 5, r.bytes(3000)],
       [64 * 1024 * 1024 - 1, r.bytes(1)],
       [200 * 1024 * 1024 + 4097, r.bytes(777)],
+      [2 ** 32 + 12_345, r.bytes(500)], // beyond 4 GiB: no 32-bit offset truncation anywhere
     ];
     for (const [off, b] of pieces) t.equal(fs.writeSync(fd, b, 0, b.length, off), b.length, `write ${b.length} B at ${off}`);
-    const size = 200 * 1024 * 1024 + 4097 + 777;
+    const size = 2 ** 32 + 12_345 + 500;
     t.equal(fs.fstatSync(fd).size, size, 'size is the end of the last write');
     for (const [off, b] of pieces) {
       const got = Buffer.alloc(b.length);
@@ -263,10 +276,12 @@ for (const preset of ['standard', 'paranoia'] as const) {
     t.ok(zero(100, 10 * 1024 * 1024 - 95), 'the 10 MiB hole reads as zeros');
     t.ok(zero(10 * 1024 * 1024 + 3005, 1 << 20), 'a hole after data reads as zeros');
     t.ok(zero(150 * 1024 * 1024, 128 * 1024), 'deep inside the big hole: zeros');
-    t.ok(zero(200 * 1024 * 1024 + 4000, 97), 'zeros just before the last piece');
+    t.ok(zero(200 * 1024 * 1024 + 4000, 97), 'zeros just before the 200 MiB piece');
+    t.ok(zero(2 ** 32 + 12_000, 345), 'zeros just before the piece beyond 4 GiB');
+    t.ok(zero(2 ** 32 - 1000, 2000), 'zeros across the 4 GiB boundary');
     fs.closeSync(fd);
     // the ciphertext keeps the holes (EncFS allowHoles): far less on disk than the plaintext size
-    const rawFiles = findRawFiles(m.tree).filter((f) => fs.statSync(f).size > 100 * 1024 * 1024);
+    const rawFiles = findRawFiles(m.tree).filter((f) => fs.statSync(f).size > 2 ** 32);
     t.equal(rawFiles.length, 1, 'one big ciphertext file');
     const rst = fs.statSync(rawFiles[0]!);
     t.ok(rst.blocks * 512 < 16 * 1024 * 1024, `ciphertext stays sparse (${rst.blocks * 512} bytes allocated for a ${rst.size}-byte file)`);
@@ -381,7 +396,32 @@ for (const preset of ['standard', 'paranoia'] as const) {
     t.equal(fs.readdirSync(d).length, 0, 'directory empty');
     fs.rmdirSync(d);
     t.notOk(fs.existsSync(d), 'and removable');
-    t.equal(m.status().openHandles, 0, 'no handle left');
+    t.equal((await settled(m)).openHandles, 0, 'no handle left');
+  });
+
+  t.test(`${preset}: a file kept open while another file is renamed over it`, { skip }, async (t) => {
+    const m = mountFor(preset);
+    const d = join(m.mnt, 'open-replaced');
+    fs.mkdirSync(join(d, 'sub'), { recursive: true });
+    const oldData = rng(13).bytes(30_000);
+    const newData = rng(14).bytes(20_000);
+    fs.writeFileSync(join(d, 'target'), oldData);
+    fs.writeFileSync(join(d, 'sub', 'replacement'), newData);
+    const fd = fs.openSync(join(d, 'target'), 'r+');
+    fs.renameSync(join(d, 'sub', 'replacement'), join(d, 'target'));
+    t.equal(sha(fs.readFileSync(join(d, 'target'))), sha(newData), 'the path now reads the replacement');
+    const b = Buffer.alloc(oldData.length);
+    t.equal(fs.readSync(fd, b, 0, b.length, 0), oldData.length, 'the replaced file is still readable through its fd');
+    t.equal(sha(b), sha(oldData), '…with its old contents');
+    fs.writeSync(fd, Buffer.from('still writable'), 0, 14, 100);
+    const c = Buffer.alloc(14);
+    fs.readSync(fd, c, 0, 14, 100);
+    t.equal(c.toString(), 'still writable', 'and writable');
+    fs.closeSync(fd);
+    t.equal(sha(fs.readFileSync(join(d, 'target'))), sha(newData), 'writes to the replaced file did not reach the replacement');
+    const deadline = Date.now() + 3000;
+    while (fs.readdirSync(d).length > 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    t.same(fs.readdirSync(d).sort(), ['sub', 'target'], 'after close nothing hidden is left');
   });
 
   t.test(`${preset}: O_APPEND from two processes`, { skip }, async (t) => {

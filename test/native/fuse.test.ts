@@ -111,8 +111,10 @@ t.test('mounted dvfs-native volume', { skip: skip ?? false }, async (t) => {
   await mount(await openNativeVolume(root, PASSWORD));
   t.equal(await sh(`head -c 20480 ${m('big')} | cmp - '${dir}/src' -n 20480 && echo ok`), 'ok\n', 'chunks before the damage still read');
   t.match(await shFails(`cat ${m('big')} > /dev/null`), /Input\/output error/, 'reading the damaged chunk: EIO');
-  const logged = logLines.map((l) => JSON.parse(l) as { msg?: string; block?: number; path?: string }).filter((l) => /integrity/.test(l.msg ?? ''));
-  t.ok(logged.some((l) => l.block === 5 && l.path === '/big'), 'integrity error logged with the chunk index');
+  const logged = logLines.map((l) => JSON.parse(l) as { msg?: string; block?: number; cipherPath?: string }).filter((l) => /integrity/.test(l.msg ?? ''));
+  const rawName = bigRaw.slice(root.length + 1);
+  t.ok(logged.some((l) => l.block === 5 && l.cipherPath === rawName), 'integrity error logged with the chunk index and the ciphertext name');
+  t.notOk(logLines.some((l) => l.includes('big')), 'the log does not name the plaintext file');
 
   // No plaintext at rest.
   await sh(`printf 'MARKER-%s\\n' $(seq 1 500) > ${m('marked-MARKER-name')}`);
