@@ -183,7 +183,9 @@ class DvfsVolume extends Volume {
     await this.mount();
   }
   protected async doMount(): Promise<void> {
-    await this.cli(['mount', this.repo, this.mnt, '--password-file', this.pwFile], this.ctx.mountTimeoutMs);
+    // DVFS_BENCH_MOUNT_ARGS: extra `dvfs mount` flags to measure an option (e.g. --no-xattr) side by side.
+    const extra = (process.env['DVFS_BENCH_MOUNT_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
+    await this.cli(['mount', this.repo, this.mnt, '--password-file', this.pwFile, ...extra], this.ctx.mountTimeoutMs);
   }
   protected async doUnmount(): Promise<void> {
     await this.cli(['umount', this.mnt], 180_000);

@@ -9,7 +9,7 @@ import { printJson } from '../format.js';
 import { positional } from '../open.js';
 import { PASSWORD_OPTION, requirePassword } from '../password.js';
 
-const usage = 'dvfs mount REPO MOUNTPOINT [--password-file FILE] [--foreground] [--allow-other] [--read-only] [--no-xattr]';
+const usage = 'dvfs mount REPO MOUNTPOINT [--password-file FILE] [--foreground] [--allow-other] [--read-only] [--xattr]';
 
 export const mountCommand: Command = {
   name: 'mount',
@@ -24,7 +24,7 @@ export const mountCommand: Command = {
     { name: 'foreground', type: 'boolean', description: 'run the daemon in this process (logs on the terminal; Ctrl-C unmounts)' },
     { name: 'allow-other', type: 'boolean', description: 'let other users access the mount (FUSE allow_other)' },
     { name: 'read-only', type: 'boolean', description: 'mount read-only' },
-    { name: 'no-xattr', type: 'boolean', description: 'do not serve extended attributes (saves a daemon round trip per write and two per ls -l entry)' },
+    { name: 'xattr', type: 'boolean', description: 'serve extended attributes (passed through to the ciphertext); costs a daemon round trip per write and two per ls -l entry' },
   ],
   async run(ctx) {
     const repo = positional(ctx, 0, 'REPO', usage);
@@ -43,7 +43,7 @@ export const mountCommand: Command = {
       mountpoint,
       readOnly: ctx.args.flags.has('read-only'),
       allowOther: ctx.args.flags.has('allow-other'),
-      xattr: !ctx.args.flags.has('no-xattr'),
+      xattr: ctx.args.flags.has('xattr'),
     };
     if (ctx.args.flags.has('foreground')) {
       const prepared = await prepareSession(spec);

@@ -18,7 +18,7 @@ export interface SessionSpec {
   mountpoint: string;
   readOnly: boolean;
   allowOther: boolean;
-  /** Pass extended attributes through (default true). */
+  /** Pass extended attributes through (default false: see FrontendOptions.xattr). */
   xattr?: boolean;
 }
 
@@ -45,7 +45,7 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
   }
   const tree = await openTree(repo, password, logger);
   password.fill(0);
-  const frontend = new Frontend(tree, { readOnly: spec.readOnly, xattr: spec.xattr ?? true, logger, special: specialFiles() });
+  const frontend = new Frontend(tree, { readOnly: spec.readOnly, xattr: spec.xattr ?? false, logger, special: specialFiles() });
   let fuse: MountedFuse;
   try {
     fuse = await mountFuse(spec.mountpoint, frontend.operations(), { readOnly: spec.readOnly, allowOther: spec.allowOther, fsname: `dvfs:${tree.format}` });

@@ -597,6 +597,16 @@ for (const preset of ['standard', 'paranoia'] as const) {
     t.notOk(fs.existsSync(p), 'fifo unlinked');
   });
 
+  t.test(`${preset}: without --xattr, extended attributes answer "not supported"`, { skip: skip || xattrSkip }, async (t) => {
+    const q = quickMount(t, preset, { label: 'noxattr', xattr: false });
+    const p = join(q.mnt, 'f');
+    fs.writeFileSync(p, 'x');
+    const r = spawnSync(findExecutable('setfattr')!, ['-n', 'user.colour', '-v', 'blue', p], { encoding: 'utf8' });
+    t.not(r.status, 0, 'setxattr fails');
+    t.match(r.stderr, /Operation not supported/, `ENOTSUP: ${r.stderr.trim()}`);
+    t.equal(fs.readFileSync(p, 'utf8'), 'x', 'the file is untouched');
+  });
+
   t.test(`${preset}: extended attributes (setfattr/getfattr)`, { skip: skip || xattrSkip }, async (t) => {
     const setfattr = findExecutable('setfattr')!;
     const getfattr = findExecutable('getfattr')!;

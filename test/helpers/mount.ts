@@ -184,6 +184,8 @@ export function initRepo(ws: Workspace, name: string, preset: Preset = 'standard
 export interface MountOptions {
   readOnly?: boolean;
   allowOther?: boolean;
+  /** Pass --xattr (default true here). */
+  xattr?: boolean;
   /** Extra environment for the mount command (and so the daemon). */
   env?: NodeJS.ProcessEnv;
 }
@@ -193,6 +195,8 @@ export function mountCli(ws: Workspace, repo: string, mnt: string, opts: MountOp
   const args = ['mount', repo, mnt, '--json'];
   if (opts.readOnly) args.push('--read-only');
   if (opts.allowOther) args.push('--allow-other');
+  // The suite exercises the whole operation set, extended attributes included (opt-in for users).
+  if (opts.xattr !== false) args.push('--xattr');
   return ws.cli(args, opts.env);
 }
 
