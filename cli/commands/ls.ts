@@ -53,6 +53,5 @@ export const lsCommand: Command = {
       }
     }
     for (const b of bad) ctx.note(`warning: ${b.dir}: undecodable entry ${b.cipherName}: ${b.reason}`);
-    return bad.length > 0 && !ctx.json ? 0 : 0;
   },
 };

@@ -113,16 +113,15 @@ export class Frontend {
 
   /**
    * What the logs name a file by: its ciphertext path relative to the tree. Logs live beside the ciphertext,
-   * so they must not hold plaintext names any more than file contents (`dvfs` maps them back for the owner).
+   * so they must not hold plaintext names any more than file contents.
    */
   private cipherPathOf(plainPath: string): string {
     try {
       const loc = this.tree.locateCached?.(plainPath);
-      if (loc) return loc.rawPath.slice(this.tree.root.length + 1) || '/';
+      return loc ? loc.rawPath.slice(this.tree.root.length + 1) || '/' : '(not resolved yet)';
     } catch {
-      // a name that cannot be encoded (too long): say so without repeating it
+      return '(name cannot be encrypted)'; // e.g. too long; the name itself is not repeated
     }
-    return '(not encodable)';
   }
 
   private async statOf(loc: Location, st: Stats): Promise<FuseStat> {
