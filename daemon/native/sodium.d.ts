@@ -39,6 +39,17 @@ declare module 'sodium-native' {
     readonly crypto_generichash_KEYBYTES: number;
     /** BLAKE2b of `input` into `out` (16..64 bytes), keyed when `key` (16..64 bytes) is given. */
     crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;
+    readonly crypto_generichash_BYTES: number;
+    readonly crypto_generichash_KEYBYTES_MIN: number;
+    readonly crypto_generichash_KEYBYTES_MAX: number;
+    /** Size of the opaque streaming state; it must be a Node Buffer of exactly this many bytes. */
+    readonly crypto_generichash_STATEBYTES: number;
+    /** Starts a streaming BLAKE2b of `outlen` (16..64) bytes in `state`, keyed when `key` (16..64 bytes) is given. */
+    crypto_generichash_init(state: Buffer, key: Uint8Array | null, outlen: number): void;
+    /** Absorbs `input` into a state started by crypto_generichash_init. */
+    crypto_generichash_update(state: Buffer, input: Uint8Array): void;
+    /** Writes the digest into `out` (the length given to init); the state must not be used afterwards. */
+    crypto_generichash_final(state: Buffer, out: Uint8Array): void;
 
     readonly crypto_kdf_KEYBYTES: number;
     readonly crypto_kdf_CONTEXTBYTES: number;

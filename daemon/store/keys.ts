@@ -1,0 +1,49 @@
+/**
+ * Keys of the snapshot store. Both come from one format-specific secret (the EncFS volume key material, or
+ * the dvfs-native "plaintext hashes" subkey) through keyed BLAKE2b over fixed labels, so each purpose has its
+ * own key and none of them reveals the secret or the other key:
+ *
+ *   contentHash = BLAKE2b-256(key = secret, "dvfs content-hash v1")   names file contents (object ids)
+ *   manifest    = BLAKE2b-256(key = secret, "dvfs manifest v1")       names and seals trees and snapshots
+ *
+ * Never change the labels: they are part of the on-disk format (every stored id depends on them).
+ * The keys live in sodium secure memory; wipeRepoKeys() zeroes them.
+ */
+import sodium from 'sodium-native';
+import { DvfsError } from '../errors.js';
+
+export const REPO_KEY_BYTES = 32;
+export const SECRET_BYTES_MIN = 16;
+export const SECRET_BYTES_MAX = 64;
+
+export const KEY_LABELS = {
+  contentHash: 'dvfs content-hash v1',
+  manifest: 'dvfs manifest v1',
+} as const;
+
+export interface RepoKeys {
+  /** Key of the keyed BLAKE2b-256 that names file contents. */
+  readonly contentHash: Buffer;
+  /** Key that names (keyed BLAKE2b) and seals (XChaCha20-Poly1305) manifests; see manifests.ts. */
+  readonly manifest: Buffer;
+}
+
+function derive(secret: Uint8Array, label: string): Buffer {
+  const out = sodium.sodium_malloc(REPO_KEY_BYTES);
+  sodium.crypto_generichash(out, Buffer.from(label, 'ascii'), secret);
+  return out;
+}
+
+/** Derives the store keys from a format-specific secret of 16..64 bytes (the caller keeps and wipes it). */
+export function deriveRepoKeys(secret: Buffer): RepoKeys {
+  if (secret.length < SECRET_BYTES_MIN || secret.length > SECRET_BYTES_MAX) {
+    throw new DvfsError('E_USAGE', `snapshot store secret must be ${SECRET_BYTES_MIN}..${SECRET_BYTES_MAX} bytes, got ${secret.length}`);
+  }
+  return { contentHash: derive(secret, KEY_LABELS.contentHash), manifest: derive(secret, KEY_LABELS.manifest) };
+}
+
+/** Zeroes both keys; the object must not be used afterwards. */
+export function wipeRepoKeys(keys: RepoKeys): void {
+  sodium.sodium_memzero(keys.contentHash);
+  sodium.sodium_memzero(keys.manifest);
+}

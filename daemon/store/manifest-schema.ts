@@ -1,0 +1,366 @@
+/**
+ * What trees and snapshots are, how they are checked, and their canonical plaintext.
+ *
+ * Everything read back from a repository is hostile until checked: the checkers below accept exactly the
+ * shapes dvfs writes (no unknown fields, names that are single path components, entries sorted bytewise and
+ * unique, sizes/modes/times in range, lengths bounded) and throw SchemaError otherwise. The store turns that
+ * into IntegrityError on reading and into E_USAGE on writing.
+ *
+ * Plaintext = canonicalJson({ kind, v: 1, ...fields }) (see canonical-json.ts).
+ */
+import { DvfsError } from '../errors.js';
+import { isObjectId, type ObjectId } from './content-hash.js';
+import { canonicalJson, type JsonObject, type JsonValue } from './canonical-json.js';
+
+export const MANIFEST_FORMAT_VERSION = 1;
+export type ManifestKind = 'tree' | 'snapshot';
+
+export interface FileEntry {
+  type: 'file';
+  name: string;
+  /** Permission bits (0..0o7777); the type is `type`. */
+  mode: number;
+  /** Plaintext size in bytes. */
+  size: number;
+  mtimeMs: number;
+  object: ObjectId;
+}
+export interface DirEntry {
+  type: 'dir';
+  name: string;
+  mode: number;
+  mtimeMs: number;
+  tree: ObjectId;
+}
+export interface SymlinkEntry {
+  type: 'symlink';
+  name: string;
+  mode: number;
+  mtimeMs: number;
+  target: string;
+}
+export type TreeEntry = FileEntry | DirEntry | SymlinkEntry;
+
+/** One directory: entries sorted by the UTF-8 bytes of their names, names unique. */
+export interface Tree {
+  entries: TreeEntry[];
+}
+
+export interface ProvenanceInput {
+  path: string;
+  snapshot?: ObjectId;
+  object?: ObjectId;
+}
+
+/** How a snapshot came about (a workflow stage run, a container image...). All optional. */
+export interface Provenance {
+  command?: string[];
+  exitStatus?: number;
+  jobId?: string;
+  arrayIndex?: number;
+  image?: string;
+  imageDigest?: string;
+  profile?: string;
+  inputs?: ProvenanceInput[];
+  host?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  reusedFrom?: ObjectId;
+}
+
+export interface SnapshotStats {
+  files: number;
+  bytes: number;
+  added: number;
+  changed: number;
+  removed: number;
+  bytesHashed: number;
+}
+
+export interface Snapshot {
+  tree: ObjectId;
+  /** First parent = the previous snapshot of the same line of work. */
+  parents: ObjectId[];
+  message: string;
+  /** ISO 8601. */
+  time: string;
+  author: string;
+  session?: string;
+  provenance: Provenance;
+  stats: SnapshotStats;
+}
+
+/** Limits on what a manifest may hold (beyond them it is refused as corrupt or hostile). */
+export const LIMITS = {
+  nameBytes: 255,
+  targetBytes: 4095,
+  pathBytes: 4096,
+  treeEntries: 4_000_000,
+  parents: 256,
+  shortString: 4096,
+  longString: 1 << 20,
+  listItems: 100_000,
+  /** |mtimeMs| as far as Date goes. */
+  timeMs: 8.64e15,
+} as const;
+
+export class SchemaError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SchemaError';
+  }
+}
+
+function fail(message: string): never {
+  throw new SchemaError(message);
+}
+
+type Record_ = { [key: string]: unknown };
+
+function record(v: unknown, where: string, allowed: readonly string[]): Record_ {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`${where}: not an object`);
+  const o = v as Record_;
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) fail(`${where}: unknown field ${JSON.stringify(k.slice(0, 64))}`);
+  }
+  return o;
+}
+
+function list(v: unknown, where: string, max: number): unknown[] {
+  if (!Array.isArray(v)) fail(`${where}: not an array`);
+  if (v.length > max) fail(`${where}: ${v.length} items (at most ${max})`);
+  return v;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function str(v: unknown, where: string, maxBytes: number, options: { nonEmpty?: boolean; noNul?: boolean } = {}): string {
+  if (typeof v !== 'string') fail(`${where}: not a string`);
+  if (v.length > maxBytes || Buffer.byteLength(v, 'utf8') > maxBytes) fail(`${where}: longer than ${maxBytes} bytes`);
+  if (LONE_SURROGATE.test(v)) fail(`${where}: not valid Unicode`);
+  if (options.nonEmpty === true && v.length === 0) fail(`${where}: empty`);
+  if (options.noNul === true && v.includes('\0')) fail(`${where}: contains NUL`);
+  return v;
+}
+
+function int(v: unknown, where: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(`${where}: not an integer in ${min}..${max}`);
+  return v;
+}
+
+function id(v: unknown, where: string): ObjectId {
+  if (!isObjectId(v)) fail(`${where}: not an object id`);
+  return v;
+}
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+
+function time(v: unknown, where: string): string {
+  const s = str(v, where, 64);
+  if (!ISO_TIME.test(s) || Number.isNaN(Date.parse(s))) fail(`${where}: not an ISO 8601 time`);
+  return s;
+}
+
+/** A single path component: 1..255 UTF-8 bytes, not "." or "..", no "/" and no NUL. */
+export function checkName(v: unknown, where: string): string {
+  const name = str(v, where, LIMITS.nameBytes, { nonEmpty: true, noNul: true });
+  if (name === '.' || name === '..') fail(`${where}: ${JSON.stringify(name)} is not a valid entry name`);
+  if (name.includes('/')) fail(`${where}: entry name contains "/"`);
+  return name;
+}
+
+const ENTRY_FIELDS = {
+  file: ['type', 'name', 'mode', 'size', 'mtimeMs', 'object'],
+  dir: ['type', 'name', 'mode', 'mtimeMs', 'tree'],
+  symlink: ['type', 'name', 'mode', 'mtimeMs', 'target'],
+} as const;
+
+function checkEntry(v: unknown, where: string): TreeEntry {
+  if (typeof v !== 'object' || v === null) fail(`${where}: not an object`);
+  const type = (v as Record_)['type'];
+  if (type !== 'file' && type !== 'dir' && type !== 'symlink') fail(`${where}: unknown entry type`);
+  const o = record(v, where, ENTRY_FIELDS[type]);
+  const name = checkName(o['name'], `${where}.name`);
+  const at = `${where} (${JSON.stringify(name)})`;
+  const mode = int(o['mode'], `${at}.mode`, 0, 0o7777);
+  const mt = o['mtimeMs'];
+  if (typeof mt !== 'number' || !Number.isFinite(mt) || Math.abs(mt) > LIMITS.timeMs) fail(`${at}.mtimeMs: not a time`);
+  switch (type) {
+    case 'file':
+      return { type, name, mode, size: int(o['size'], `${at}.size`, 0, Number.MAX_SAFE_INTEGER), mtimeMs: mt, object: id(o['object'], `${at}.object`) };
+    case 'dir':
+      return { type, name, mode, mtimeMs: mt, tree: id(o['tree'], `${at}.tree`) };
+    case 'symlink':
+      return { type, name, mode, mtimeMs: mt, target: str(o['target'], `${at}.target`, LIMITS.targetBytes, { nonEmpty: true, noNul: true }) };
+  }
+}
+
+/** Compares entry names by their UTF-8 bytes. */
+export function compareNames(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** Checks a tree (without `kind` / `v`): entries valid, sorted bytewise, unique. */
+export function checkTree(v: unknown, where = 'tree'): Tree {
+  const o = record(v, where, ['entries']);
+  const raw = list(o['entries'], `${where}.entries`, LIMITS.treeEntries);
+  const entries: TreeEntry[] = [];
+  let prev: Buffer | null = null;
+  raw.forEach((e, i) => {
+    const entry = checkEntry(e, `${where}.entries[${i}]`);
+    const bytes = Buffer.from(entry.name, 'utf8');
+    if (prev !== null) {
+      const c = Buffer.compare(prev, bytes);
+      if (c === 0) fail(`${where}: duplicate entry name ${JSON.stringify(entry.name)}`);
+      if (c > 0) fail(`${where}: entries not sorted by name (${JSON.stringify(entry.name)} at ${i})`);
+    }
+    prev = bytes;
+    entries.push(entry);
+  });
+  return { entries };
+}
+
+/** Sorts entries by name bytewise (a new array) and checks the result (E_USAGE when invalid); for building trees. */
+export function makeTree(entries: readonly TreeEntry[]): Tree {
+  try {
+    return checkTree({ entries: [...entries].sort((a, b) => compareNames(a.name, b.name)) });
+  } catch (e) {
+    if (e instanceof SchemaError) throw new DvfsError('E_USAGE', `invalid tree: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
+function opt<T>(o: Record_, key: string, check: (v: unknown, where: string) => T, where: string): T | undefined {
+  return o[key] === undefined ? undefined : check(o[key], `${where}.${key}`);
+}
+
+const short = (v: unknown, where: string): string => str(v, where, LIMITS.shortString);
+
+function checkInput(v: unknown, where: string): ProvenanceInput {
+  const o = record(v, where, ['path', 'snapshot', 'object']);
+  const input: ProvenanceInput = { path: str(o['path'], `${where}.path`, LIMITS.pathBytes, { nonEmpty: true, noNul: true }) };
+  const snapshot = opt(o, 'snapshot', id, where);
+  const object = opt(o, 'object', id, where);
+  if (snapshot !== undefined) input.snapshot = snapshot;
+  if (object !== undefined) input.object = object;
+  return input;
+}
+
+export function checkProvenance(v: unknown, where = 'provenance'): Provenance {
+  const o = record(v, where, ['command', 'exitStatus', 'jobId', 'arrayIndex', 'image', 'imageDigest', 'profile', 'inputs', 'host', 'startedAt', 'finishedAt', 'reusedFrom']);
+  const p: Provenance = {};
+  const command = opt(o, 'command', (x, w) => list(x, w, LIMITS.listItems).map((a, i) => str(a, `${w}[${i}]`, LIMITS.longString)), where);
+  const exitStatus = opt(o, 'exitStatus', (x, w) => int(x, w, -(2 ** 31), 2 ** 31 - 1), where);
+  const jobId = opt(o, 'jobId', short, where);
+  const arrayIndex = opt(o, 'arrayIndex', (x, w) => int(x, w, 0, 2 ** 31 - 1), where);
+  const image = opt(o, 'image', short, where);
+  const imageDigest = opt(o, 'imageDigest', short, where);
+  const profile = opt(o, 'profile', short, where);
+  const inputs = opt(o, 'inputs', (x, w) => list(x, w, LIMITS.listItems).map((a, i) => checkInput(a, `${w}[${i}]`)), where);
+  const host = opt(o, 'host', short, where);
+  const startedAt = opt(o, 'startedAt', time, where);
+  const finishedAt = opt(o, 'finishedAt', time, where);
+  const reusedFrom = opt(o, 'reusedFrom', id, where);
+  if (command !== undefined) p.command = command;
+  if (exitStatus !== undefined) p.exitStatus = exitStatus;
+  if (jobId !== undefined) p.jobId = jobId;
+  if (arrayIndex !== undefined) p.arrayIndex = arrayIndex;
+  if (image !== undefined) p.image = image;
+  if (imageDigest !== undefined) p.imageDigest = imageDigest;
+  if (profile !== undefined) p.profile = profile;
+  if (inputs !== undefined) p.inputs = inputs;
+  if (host !== undefined) p.host = host;
+  if (startedAt !== undefined) p.startedAt = startedAt;
+  if (finishedAt !== undefined) p.finishedAt = finishedAt;
+  if (reusedFrom !== undefined) p.reusedFrom = reusedFrom;
+  return p;
+}
+
+function checkStats(v: unknown, where: string): SnapshotStats {
+  const o = record(v, where, ['files', 'bytes', 'added', 'changed', 'removed', 'bytesHashed']);
+  const n = (k: string): number => int(o[k], `${where}.${k}`, 0, Number.MAX_SAFE_INTEGER);
+  return { files: n('files'), bytes: n('bytes'), added: n('added'), changed: n('changed'), removed: n('removed'), bytesHashed: n('bytesHashed') };
+}
+
+/** Checks a snapshot (without `kind` / `v`). */
+export function checkSnapshot(v: unknown, where = 'snapshot'): Snapshot {
+  const o = record(v, where, ['tree', 'parents', 'message', 'time', 'author', 'session', 'provenance', 'stats']);
+  const parents = list(o['parents'], `${where}.parents`, LIMITS.parents).map((p, i) => id(p, `${where}.parents[${i}]`));
+  if (new Set(parents).size !== parents.length) fail(`${where}.parents: duplicate parent`);
+  const s: Snapshot = {
+    tree: id(o['tree'], `${where}.tree`),
+    parents,
+    message: str(o['message'], `${where}.message`, LIMITS.longString),
+    time: time(o['time'], `${where}.time`),
+    author: short(o['author'], `${where}.author`),
+    provenance: checkProvenance(o['provenance'], `${where}.provenance`),
+    stats: checkStats(o['stats'], `${where}.stats`),
+  };
+  const session = opt(o, 'session', short, where);
+  if (session !== undefined) s.session = session;
+  return s;
+}
+
+function entryJson(e: TreeEntry): JsonObject {
+  switch (e.type) {
+    case 'file':
+      return { type: e.type, name: e.name, mode: e.mode, size: e.size, mtimeMs: e.mtimeMs, object: e.object };
+    case 'dir':
+      return { type: e.type, name: e.name, mode: e.mode, mtimeMs: e.mtimeMs, tree: e.tree };
+    case 'symlink':
+      return { type: e.type, name: e.name, mode: e.mode, mtimeMs: e.mtimeMs, target: e.target };
+  }
+}
+
+function provenanceJson(p: Provenance): JsonObject {
+  return {
+    ...p,
+    command: p.command,
+    inputs: p.inputs?.map((i): JsonObject => ({ path: i.path, snapshot: i.snapshot, object: i.object })),
+  };
+}
+
+/** The canonical plaintext of a checked tree. */
+export function encodeTree(tree: Tree): string {
+  return canonicalJson({ kind: 'tree', v: MANIFEST_FORMAT_VERSION, entries: tree.entries.map(entryJson) });
+}
+
+/** The canonical plaintext of a checked snapshot. */
+export function encodeSnapshot(s: Snapshot): string {
+  const body: { [k: string]: JsonValue | undefined } = {
+    kind: 'snapshot',
+    v: MANIFEST_FORMAT_VERSION,
+    tree: s.tree,
+    parents: s.parents,
+    message: s.message,
+    time: s.time,
+    author: s.author,
+    session: s.session,
+    provenance: provenanceJson(s.provenance),
+    stats: { ...s.stats },
+  };
+  return canonicalJson(body);
+}
+
+export type DecodedManifest = { kind: 'tree'; tree: Tree } | { kind: 'snapshot'; snapshot: Snapshot };
+
+/**
+ * Parses and checks a manifest plaintext of the expected kind, and requires it to be in canonical form (so
+ * every accepted plaintext is exactly what encodeTree / encodeSnapshot write for what it decodes to).
+ */
+export function decodeManifest(text: string, kind: ManifestKind): DecodedManifest {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    fail(`not JSON (${(e as Error).message})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail('not a JSON object');
+  const { kind: k, v, ...rest } = parsed as Record_;
+  if (k !== kind) fail(`kind is ${JSON.stringify(k)}, expected ${JSON.stringify(kind)}`);
+  if (v !== MANIFEST_FORMAT_VERSION) fail(`unsupported manifest version ${JSON.stringify(v)}`);
+  const decoded: DecodedManifest = kind === 'tree' ? { kind, tree: checkTree(rest) } : { kind, snapshot: checkSnapshot(rest) };
+  const again = decoded.kind === 'tree' ? encodeTree(decoded.tree) : encodeSnapshot(decoded.snapshot);
+  if (again !== text) fail('not in canonical form');
+  return decoded;
+}
