@@ -147,15 +147,6 @@ function options(): Options {
 type WorkloadId = 'seq-write' | 'seq-read' | 'create' | 'ls' | 'rm';
 const WORKLOADS: WorkloadId[] = ['seq-write', 'seq-read', 'create', 'ls', 'rm'];
 
-interface WorkloadInfo {
-  id: WorkloadId;
-  title: string;
-  command: string;
-  /** bytes for seq-*, files for the others */
-  bytes: number;
-  files: number;
-}
-
 interface Sample {
   seconds: number;
   /** user+system CPU seconds of the FUSE daemon during the step (null for the plain directory). */

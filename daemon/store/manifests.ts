@@ -16,7 +16,7 @@
  * failure is a ManifestIntegrityError naming the id and the repository. Writes are atomic (tmp/ + fsync +
  * rename) and idempotent: equal manifests have equal ids and are stored once.
  */
-import { mkdir, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import sodium, { type SecureBuffer } from 'sodium-native';
 import { DvfsError, IntegrityError, isNodeError, type DvfsErrorOptions } from '../errors.js';
@@ -34,7 +34,7 @@ import {
   type Snapshot,
   type Tree,
 } from './manifest-schema.js';
-import { listShardIds, shardDir, shardPath, TMP_DIR } from './shards.js';
+import { cleanTempDir, listShardIds, listTemp, removeIfPresent, shardDir, shardPath, TMP_DIR } from './shards.js';
 
 export type {
   DirEntry,
@@ -162,30 +162,17 @@ export class ManifestStore {
     }
   }
 
-  async remove(id: ObjectId): Promise<boolean> {
-    try {
-      await unlink(this.path(id));
-      return true;
-    } catch (e) {
-      if (isNodeError(e) && e.code === 'ENOENT') return false;
-      throw e;
-    }
+  remove(id: ObjectId): Promise<boolean> {
+    return removeIfPresent(this.path(id));
   }
 
-  async tempFiles(): Promise<string[]> {
-    try {
-      return (await readdir(this.tmpDir)).sort().map((name) => join(this.tmpDir, name));
-    } catch (e) {
-      if (isNodeError(e) && e.code === 'ENOENT') return [];
-      throw e;
-    }
+  tempFiles(): Promise<string[]> {
+    return listTemp(this.tmpDir);
   }
 
   /** Removes leftovers of interrupted writes; returns how many. Run it under the repository lock. */
-  async cleanTemp(): Promise<number> {
-    const files = await this.tempFiles();
-    for (const f of files) await rm(f, { force: true, recursive: true });
-    return files.length;
+  cleanTemp(): Promise<number> {
+    return cleanTempDir(this.tmpDir);
   }
 
   /** Wipes the subkeys; the store must not be used afterwards. */

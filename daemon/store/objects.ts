@@ -17,13 +17,13 @@
  * to run under the repository lock (lock.ts); cleanTemp would otherwise remove another writer's in-flight file.
  */
 import { constants as fsc, type Stats } from 'node:fs';
-import { chmod, copyFile, link, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DvfsError, isNodeError } from '../errors.js';
 import { META_DIR } from '../repo/repository.js';
 import type { ObjectId } from './content-hash.js';
 import { fsyncDir, fsyncFile, tempName } from './durable.js';
-import { listShardIds, shardDir, shardPath, TMP_DIR } from './shards.js';
+import { cleanTempDir, listShardIds, listTemp, removeIfPresent, shardDir, shardPath, TMP_DIR } from './shards.js';
 
 export const OBJECTS_DIR = 'objects';
 export const OBJECT_MODE = 0o444;
@@ -173,31 +173,18 @@ export class ObjectStore {
   }
 
   /** Deletes an object; false when it was not there. */
-  async remove(id: ObjectId): Promise<boolean> {
-    try {
-      await unlink(this.path(id));
-      return true;
-    } catch (e) {
-      if (isNodeError(e) && e.code === 'ENOENT') return false;
-      throw e;
-    }
+  remove(id: ObjectId): Promise<boolean> {
+    return removeIfPresent(this.path(id));
   }
 
   /** Leftovers of interrupted copies (absolute paths). */
-  async tempFiles(): Promise<string[]> {
-    try {
-      return (await readdir(this.tmpDir)).sort().map((name) => join(this.tmpDir, name));
-    } catch (e) {
-      if (isNodeError(e) && e.code === 'ENOENT') return [];
-      throw e;
-    }
+  tempFiles(): Promise<string[]> {
+    return listTemp(this.tmpDir);
   }
 
   /** Removes the leftovers of interrupted copies; returns how many. Run it under the repository lock. */
-  async cleanTemp(): Promise<number> {
-    const files = await this.tempFiles();
-    for (const f of files) await rm(f, { force: true, recursive: true });
-    return files.length;
+  cleanTemp(): Promise<number> {
+    return cleanTempDir(this.tmpDir);
   }
 
   private async sourceStat(rawPath: string): Promise<Stats> {

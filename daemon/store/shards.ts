@@ -3,7 +3,7 @@
  * `<base>/ab/cd…` (2 + 62 characters), so no directory grows past 256 entries at the top level. `<base>/tmp`
  * holds in-flight writes, which are never valid ids.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DvfsError, isNodeError } from '../errors.js';
 import { isObjectId, type ObjectId } from './content-hash.js';
@@ -39,4 +39,32 @@ export async function* listShardIds(base: string): AsyncGenerator<ObjectId> {
       if (isObjectId(id)) yield id;
     }
   }
+}
+
+/** Deletes one stored file; false when it was not there. */
+export async function removeIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/** Leftovers of interrupted writes in a store's temp directory (absolute paths, sorted). */
+export async function listTemp(tmpDir: string): Promise<string[]> {
+  try {
+    return (await readdir(tmpDir)).sort().map((name) => join(tmpDir, name));
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+/** Removes the leftovers of interrupted writes; returns how many. Run it under the repository lock. */
+export async function cleanTempDir(tmpDir: string): Promise<number> {
+  const files = await listTemp(tmpDir);
+  for (const f of files) await rm(f, { force: true, recursive: true });
+  return files.length;
 }
