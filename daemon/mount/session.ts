@@ -2,6 +2,7 @@
  * One mount: opens the repository's tree, serves it through FUSE, answers the control socket, records
  * itself in the run directory, and on `unmount`, SIGTERM or SIGINT flushes, unmounts and exits cleanly.
  */
+import { spawnSync } from 'node:child_process';
 import { DvfsError } from '../errors.js';
 import { startCtlServer, type CtlServer } from '../ctl/server.js';
 import { Frontend } from '../fuse/frontend.js';
@@ -37,8 +38,20 @@ export async function prepareSession(spec: SessionSpec): Promise<{ repo: Reposit
   return { repo, run: prepareRunFiles(repo, spec.mountpoint) };
 }
 
+/**
+ * A daemon holds keys and plaintext in memory: it must never dump core. Node cannot set rlimits itself, so
+ * util-linux prlimit does it for this process; if that is impossible the caller is told (and logs it).
+ */
+export function disableCoreDumps(): string | null {
+  const r = spawnSync('prlimit', ['--pid', String(process.pid), '--core=0:0'], { stdio: 'ignore', timeout: 5_000 });
+  if (r.error) return `prlimit unavailable (${r.error.message})`;
+  return r.status === 0 ? null : `prlimit exited with ${r.status}`;
+}
+
 export async function startSession(spec: SessionSpec, password: Buffer, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
   const { repo, run } = prepared;
+  const coreProblem = disableCoreDumps();
+  if (coreProblem) logger.warn({ err: coreProblem }, 'could not disable core dumps for the daemon');
   const state = mountState(spec.mountpoint);
   if (state !== 'not-mounted') {
     throw new DvfsError('E_EXISTS', `something is already mounted here (${state})`, { path: spec.mountpoint, hint: 'dvfs umount it first' });

@@ -336,7 +336,7 @@ t.test('dvfs status --json counters move', { skip }, async (t) => {
   t.equal(s4.integrityErrors, 0, 'no integrity errors');
 });
 
-t.test('file modes: control socket 0600, run directory 0700; logs are JSON lines', { skip }, async (t) => {
+t.test('file modes: control socket 0600, run directory 0700; no core dumps; logs are JSON lines', { skip }, async (t) => {
   const m = quickMount(t, 'standard', { label: 'life-modes' });
   fs.writeFileSync(join(m.mnt, 'f'), 'x');
   const sock = fs.statSync(m.record.socket);
@@ -350,6 +350,8 @@ t.test('file modes: control socket 0600, run directory 0700; logs are JSON lines
   t.equal(index.length, 1, 'one index entry in the state directory');
   t.equal(fs.statSync(join(m.ws.stateDir, 'mounts', index[0]!)).mode & 0o777, 0o600, 'index entry 0600');
   t.equal(fs.statSync(join(m.ws.stateDir, 'mounts')).mode & 0o777, 0o700, 'state index directory 0700');
+  const core = /^Max core file size\s+(\S+)\s+(\S+)/m.exec(fs.readFileSync(`/proc/${m.pid}/limits`, 'utf8'));
+  t.same(core?.slice(1, 3), ['0', '0'], 'the daemon cannot dump core (RLIMIT_CORE 0, soft and hard)');
   await m.umount();
   const text = fs.readFileSync(m.record.log, 'utf8');
   const lines = text.split('\n').filter((l) => l !== '');
