@@ -14,6 +14,7 @@ export type DvfsErrorCode =
   | 'E_EXISTS'
   | 'E_NOTDIR'
   | 'E_ISDIR'
+  | 'E_BUSY'
   | 'E_IO';
 
 export interface DvfsErrorOptions {

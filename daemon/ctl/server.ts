@@ -1,9 +1,9 @@
 /** The daemon's control socket: a Unix socket (mode 0600) answering status / flush / unmount. */
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { MAX_LINE, parseRequest, type CtlOp, type CtlReply } from './protocol.js';
+import { CtlBusyError, MAX_LINE, parseRequest, type CtlOp, type CtlReply, type CtlRequest } from './protocol.js';
 
-export type CtlHandlers = Record<CtlOp, () => Promise<Record<string, unknown>>>;
+export type CtlHandlers = Record<CtlOp, (request: CtlRequest) => Promise<Record<string, unknown>>>;
 
 export interface CtlServer {
   close(): Promise<void>;
@@ -33,9 +33,9 @@ function serve(socket: Socket, handlers: CtlHandlers): void {
         reply({ ok: false, error: req.error });
         continue;
       }
-      handlers[req.op]().then(
+      handlers[req.op](req).then(
         (result) => reply({ ...result, ok: true }),
-        (e: unknown) => reply({ ok: false, error: e instanceof Error ? e.message : String(e) }),
+        (e: unknown) => reply({ ok: false, error: e instanceof Error ? e.message : String(e), ...(e instanceof CtlBusyError ? { busy: true } : {}) }),
       );
     }
   });

@@ -78,9 +78,13 @@ export function cleanStale(mountpoint: string): StaleCleanup {
   return { cleaned: true, message: `${mountpoint}: ${parts.join('; ')}` };
 }
 
-/** Asks a mount's daemon to unmount and waits until it has exited. */
-export async function stopDaemon(record: MountRecord, timeoutMs = 120_000): Promise<void> {
-  await ctlRequest(record.socket, 'unmount');
+/**
+ * Asks a mount's daemon to unmount and waits until it has exited. Refused (E_BUSY) while files are open
+ * through the mount, unless `force`.
+ */
+export async function stopDaemon(record: MountRecord, options: { force?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  await ctlRequest(record.socket, 'unmount', 30_000, { force: options.force ?? false });
   const deadline = Date.now() + timeoutMs;
   while (processAlive(record.pid)) {
     if (Date.now() > deadline) throw new DvfsError('E_IO', `daemon pid ${record.pid} did not exit within ${timeoutMs / 1000} s`, { path: record.mountpoint });

@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { DvfsError } from '../errors.js';
+import { CtlBusyError } from '../ctl/protocol.js';
 import { startCtlServer, type CtlServer } from '../ctl/server.js';
 import { Frontend } from '../fuse/frontend.js';
 import { mountFuse, type MountedFuse } from '../fuse/mount.js';
@@ -112,8 +113,12 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
       await frontend.flush();
       return {};
     },
-    unmount: async () => {
-      setImmediate(() => void shutdown('control socket'));
+    unmount: async (request) => {
+      const open = frontend.files.count;
+      if (open > 0 && !request.force) {
+        throw new CtlBusyError(`the mount is busy: ${open} open file handle${open === 1 ? '' : 's'} (close them, or detach anyway with dvfs umount --force; their processes then get ENOTCONN)`);
+      }
+      setImmediate(() => void shutdown(request.force ? 'control socket (forced)' : 'control socket'));
       return {};
     },
   });

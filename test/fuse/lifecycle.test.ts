@@ -284,6 +284,29 @@ t.test('kill -9 of the daemon during writes: fsync’ed data intact; stale mount
   expectOneLineError(t, ws.cli(['umount', mnt]), /nothing is mounted/, 'a second dvfs umount');
 });
 
+t.test('dvfs umount refuses while files are open (nothing lost); --force detaches anyway', { skip }, async (t) => {
+  const m = quickMount(t, 'standard', { label: 'life-busy' });
+  const fd = fs.openSync(join(m.mnt, 'open'), 'w');
+  fs.writeSync(fd, 'still writing');
+  const busy = m.ws.cli(['umount', m.mnt]);
+  expectOneLineError(t, busy, /busy: 1 open file handle/, 'umount with a file open');
+  t.ok(isMounted(m.mnt), 'still mounted');
+  t.ok(processAlive(m.pid), 'daemon still running');
+  fs.writeSync(fd, ' and more');
+  fs.closeSync(fd);
+  t.equal(fs.readFileSync(join(m.mnt, 'open'), 'utf8'), 'still writing and more', 'the writer lost nothing');
+  const fd2 = fs.openSync(join(m.mnt, 'open'), 'r');
+  const forced = m.ws.cli(['umount', m.mnt, '--force']);
+  t.equal(forced.status, 0, `umount --force: ${forced.stderr}`);
+  await waitFor('the daemon to exit after umount --force', () => !processAlive(m.pid));
+  t.notOk(isMounted(m.mnt), 'not mounted any more');
+  try {
+    fs.closeSync(fd2);
+  } catch {
+    // the descriptor of a detached mount may already be gone
+  }
+});
+
 t.test('SIGTERM to the daemon unmounts cleanly', { skip }, async (t) => {
   const m = quickMount(t, 'standard', { label: 'life-term' });
   const data = randomBytes(300_000);
