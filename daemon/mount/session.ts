@@ -15,6 +15,9 @@ import { locateRepository, type Repository } from '../repo/repository.js';
 import { mountState } from './mountinfo.js';
 import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './records.js';
 
+/** How long `unmount` waits for in-flight releases before calling the mount busy. */
+const RELEASE_GRACE_MS = 2_000;
+
 export interface SessionSpec {
   repo: string;
   mountpoint: string;
@@ -114,6 +117,10 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
       return {};
     },
     unmount: async (request) => {
+      // close(2) returns before the kernel's RELEASE reaches us: give just-closed files a moment to drain.
+      for (let waited = 0; frontend.files.count > 0 && !request.force && waited < RELEASE_GRACE_MS; waited += 20) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const open = frontend.files.count;
       if (open > 0 && !request.force) {
         throw new CtlBusyError(`the mount is busy: ${open} open file handle${open === 1 ? '' : 's'} (close them, or detach anyway with dvfs umount --force; their processes then get ENOTCONN)`);
