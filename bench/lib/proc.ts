@@ -148,45 +148,7 @@ export function which(name: string): string | null {
   return null;
 }
 
-const unescapeMountinfo = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-
-export interface MountInfo {
-  mountpoint: string;
-  fstype: string;
-}
-
-export function listMounts(): MountInfo[] {
-  let text = '';
-  try {
-    text = readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return [];
-  }
-  const out: MountInfo[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    const dash = f.indexOf('-');
-    const mp = f[4];
-    const fstype = f[dash + 1];
-    if (dash < 0 || mp === undefined || fstype === undefined) continue;
-    out.push({ mountpoint: unescapeMountinfo(mp), fstype });
-  }
-  return out;
-}
-
-export function isMounted(path: string): boolean {
-  const p = resolve(path);
-  return listMounts().some((m) => m.mountpoint === p);
-}
-
-/** Mountpoints at or below `dir`, deepest first. */
-export function mountsUnder(dir: string): string[] {
-  const d = resolve(dir);
-  return listMounts()
-    .map((m) => m.mountpoint)
-    .filter((m) => m === d || m.startsWith(d + sep))
-    .sort((a, b) => b.length - a.length);
-}
+export { isMounted, listMounts, mountsUnder, processAlive } from '../../daemon/mount/mountinfo.js';
 
 export async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -199,14 +161,6 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 5
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function cmdline(pid: number): string[] | null {
   try {

@@ -3,8 +3,8 @@
  * daemon died: every access answers ENOTCONN), and detaching a mount.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export interface MountEntry {
   mountpoint: string;
@@ -32,12 +32,39 @@ export function listMounts(): MountEntry[] {
   return out;
 }
 
+/**
+ * A path as the mount table spells it: absolute, with its parent's symlinks resolved. The last component is
+ * left alone (a dead FUSE mountpoint cannot be resolved).
+ */
+export function canonicalMountPath(path: string): string {
+  const abs = resolve(path);
+  try {
+    return join(realpathSync(dirname(abs)), basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
 export function mountAt(path: string): MountEntry | undefined {
-  const p = resolve(path);
+  const p = canonicalMountPath(path);
   // The last matching line is the one on top.
   return listMounts()
     .filter((m) => m.mountpoint === p)
     .pop();
+}
+
+export function isMounted(path: string): boolean {
+  return mountAt(path) !== undefined;
+}
+
+/** Mountpoints at or below `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  const d = canonicalMountPath(dir);
+  const prefix = d.endsWith('/') ? d : `${d}/`;
+  return listMounts()
+    .map((m) => m.mountpoint)
+    .filter((m) => m === d || m.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
 }
 
 export type MountState = 'not-mounted' | 'alive' | 'stale';

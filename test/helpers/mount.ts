@@ -9,8 +9,9 @@
  *   still running. The directory is removed only when nothing is mounted below it.
  * - {@link fuseAvailable} says why FUSE tests cannot run here (for a loud skip), or null.
  */
+import { processAlive } from '../../daemon/mount/mountinfo.js';
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -85,18 +86,7 @@ export function fuseAvailable(): string | null {
 /** Why the stock encfs cannot be used, or null (re-exported for the interop tests). */
 export { encfsAvailable, isMounted };
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+export { processAlive };
 
 export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -25,6 +25,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs'
+import { canonicalMountPath, isMounted, listMounts, mountsUnder, processAlive } from '../../daemon/mount/mountinfo.js'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -137,66 +138,9 @@ export function stockEncfsVersion(): string | null {
 // ---------------------------------------------------------------------------
 // mount table
 
-/** Decode the octal escapes (\040 etc.) used in /proc/self/mountinfo. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)))
-}
-
-export interface MountEntry {
-  mountPoint: string
-  fsType: string
-  source: string
-}
-
-/** Current mounts of this process's mount namespace. */
-export function listMounts(): MountEntry[] {
-  let text: string
-  try {
-    text = readFileSync('/proc/self/mountinfo', 'utf8')
-  } catch {
-    return []
-  }
-  const out: MountEntry[] = []
-  for (const line of text.split('\n')) {
-    if (line === '') continue
-    const [pre, post] = line.split(' - ')
-    if (pre === undefined || post === undefined) continue
-    const mp = pre.split(' ')[4]
-    const [fsType, source] = post.split(' ')
-    if (mp === undefined || fsType === undefined) continue
-    out.push({ mountPoint: unescapeMountPath(mp), fsType, source: unescapeMountPath(source ?? '') })
-  }
-  return out
-}
-
-/**
- * Canonical absolute form of a path as it appears in the mount table. The last
- * component is not resolved (a dead FUSE mount point cannot be stat'ed).
- */
-function canonical(p: string): string {
-  const abs = path.resolve(p)
-  const parent = path.dirname(abs)
-  try {
-    return path.join(realpathSync(parent), path.basename(abs))
-  } catch {
-    return abs
-  }
-}
-
-export function isMounted(dir: string): boolean {
-  const c = canonical(dir)
-  return listMounts().some((m) => m.mountPoint === c)
-}
-
-/** Mount points at or below `dir`, deepest first. */
-export function mountsUnder(dir: string): string[] {
-  const c = canonical(dir)
-  const prefix = c.endsWith('/') ? c : `${c}/`
-  return listMounts()
-    .map((m) => m.mountPoint)
-    .filter((mp) => mp === c || mp.startsWith(prefix))
-    .sort((a, b) => b.length - a.length)
-}
+export { isMounted, listMounts, mountsUnder } from '../../daemon/mount/mountinfo.js'
+export type { MountEntry } from '../../daemon/mount/mountinfo.js'
+const canonical = canonicalMountPath
 
 // ---------------------------------------------------------------------------
 // running encfs
@@ -384,14 +328,6 @@ export async function unmountStock(mountDir: string, opts?: UnmountOptions): Pro
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    // a zombie has no cmdline; treat it as gone
-    return readFileSync(`/proc/${pid}/cmdline`).length > 0
-  } catch {
-    return false
-  }
-}
 
 /** Mount, run `fn` with the mount directory, and always unmount afterwards. */
 export async function withStockMount<T>(
@@ -428,18 +364,18 @@ export function sweepStaleMounts(): string[] {
   }
   const swept: string[] = []
   for (const m of listMounts()) {
-    if (!m.fsType.startsWith('fuse')) continue
-    const rel = path.relative(root, m.mountPoint)
+    if (!m.fstype.startsWith('fuse')) continue
+    const rel = path.relative(root, m.mountpoint)
     if (rel.startsWith('..') || !rel.startsWith(TMP_PREFIX)) continue
     try {
-      statSync(m.mountPoint)
+      statSync(m.mountpoint)
       continue
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') continue
     }
-    for (const cmd of unmountCommands(m.mountPoint, true)) {
+    for (const cmd of unmountCommands(m.mountpoint, true)) {
       if (tryCommand(cmd).ok) {
-        swept.push(m.mountPoint)
+        swept.push(m.mountpoint)
         break
       }
     }
