@@ -6,8 +6,9 @@
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstatSync, lutimesSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
+import sodium from 'sodium-native';
 import { DvfsError } from '../errors.js';
-import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/crypto-tree.js';
+import type { CryptoTree, FileContent, Location, OpenFileLookup, PathBoundHeader } from '../vfs/crypto-tree.js';
 import { CONFIG_FILE_NAME } from './config.js';
 import { CipherFile } from './content.js';
 import { splitPath } from './names.js';
@@ -91,6 +92,25 @@ export class EncfsTree implements CryptoTree<bigint> {
 
   plainSize(rawStats: Stats, location: Location<bigint>): number {
     return this.volume.content.plainSize(rawStats.size, location.plainPath);
+  }
+
+  snapshotSecret(): Buffer {
+    const { key, iv } = this.volume.cipher;
+    const out = sodium.sodium_malloc(key.length + iv.length);
+    out.set(key);
+    out.set(iv, key.length);
+    return out;
+  }
+
+  get pathBoundHeader(): PathBoundHeader<bigint> | undefined {
+    const volume = this.volume;
+    if (!volume.config.externalIVChaining || volume.content.headerSize === 0) return undefined;
+    const codec = volume.content;
+    return {
+      bytes: codec.headerSize,
+      toStore: (loc, header) => codec.encodeHeader(codec.decodeHeader(header, volume.externalIV(loc.ctx)), 0n),
+      fromStore: (loc, header) => codec.encodeHeader(codec.decodeHeader(header, 0n), volume.externalIV(loc.ctx)),
+    };
   }
 
   async openContent(location: Location<bigint>, options: { create?: boolean; mode?: number; readOnly?: boolean }): Promise<FileContent> {

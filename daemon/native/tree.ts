@@ -11,6 +11,7 @@ import { lstatSync, readFileSync, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import { join, resolve } from 'node:path';
+import sodium from 'sodium-native';
 import { DvfsError, IntegrityError, isNodeError } from '../errors.js';
 import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/crypto-tree.js';
 import {
@@ -75,6 +76,12 @@ export class NativeTree implements CryptoTree<NativeCtx> {
     this.layout = new ChunkLayout(config.chunkSize);
     this.names = new NameCipher(keys);
     this.ivCache.set(this.root, rootIV);
+  }
+
+  snapshotSecret(): Buffer {
+    const out = sodium.sodium_malloc(this.keys.plaintextHash.length);
+    out.set(this.keys.plaintextHash);
+    return out;
   }
 
   /** Keyed-hash subkey reserved for plaintext hashes (secure memory; do not keep copies). */

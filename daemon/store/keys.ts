@@ -1,10 +1,11 @@
 /**
- * Keys of the snapshot store. Both come from one format-specific secret (the EncFS volume key material, or
+ * Keys of the snapshot store. All come from one format-specific secret (the EncFS volume key material, or
  * the dvfs-native "plaintext hashes" subkey) through keyed BLAKE2b over fixed labels, so each purpose has its
  * own key and none of them reveals the secret or the other key:
  *
  *   contentHash = BLAKE2b-256(key = secret, "dvfs content-hash v1")   names file contents (object ids)
  *   manifest    = BLAKE2b-256(key = secret, "dvfs manifest v1")       names and seals trees and snapshots
+ *   paths       = BLAKE2b-256(key = secret, "dvfs paths v1")          hides paths in journals and the index
  *
  * Never change the labels: they are part of the on-disk format (every stored id depends on them).
  * The keys live in sodium secure memory; wipeRepoKeys() zeroes them.
@@ -19,6 +20,7 @@ export const SECRET_BYTES_MAX = 64;
 export const KEY_LABELS = {
   contentHash: 'dvfs content-hash v1',
   manifest: 'dvfs manifest v1',
+  paths: 'dvfs paths v1',
 } as const;
 
 export interface RepoKeys {
@@ -26,6 +28,8 @@ export interface RepoKeys {
   readonly contentHash: Buffer;
   /** Key that names (keyed BLAKE2b) and seals (XChaCha20-Poly1305) manifests; see manifests.ts. */
   readonly manifest: Buffer;
+  /** Key of the opaque paths stored in session journals and the repository index (path-cipher.ts). */
+  readonly paths: Buffer;
 }
 
 function derive(secret: Uint8Array, label: string): Buffer {
@@ -39,11 +43,12 @@ export function deriveRepoKeys(secret: Buffer): RepoKeys {
   if (secret.length < SECRET_BYTES_MIN || secret.length > SECRET_BYTES_MAX) {
     throw new DvfsError('E_USAGE', `snapshot store secret must be ${SECRET_BYTES_MIN}..${SECRET_BYTES_MAX} bytes, got ${secret.length}`);
   }
-  return { contentHash: derive(secret, KEY_LABELS.contentHash), manifest: derive(secret, KEY_LABELS.manifest) };
+  return { contentHash: derive(secret, KEY_LABELS.contentHash), manifest: derive(secret, KEY_LABELS.manifest), paths: derive(secret, KEY_LABELS.paths) };
 }
 
 /** Zeroes both keys; the object must not be used afterwards. */
 export function wipeRepoKeys(keys: RepoKeys): void {
   sodium.sodium_memzero(keys.contentHash);
   sodium.sodium_memzero(keys.manifest);
+  sodium.sodium_memzero(keys.paths);
 }

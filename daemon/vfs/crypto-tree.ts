@@ -76,4 +76,24 @@ export interface CryptoTree<Ctx = unknown> {
    * chaining), using `openFiles` to re-seal files that are open.
    */
   rename(from: Location<Ctx>, to: Location<Ctx>, openFiles: OpenFileLookup): Promise<void>;
+
+  /**
+   * The secret the snapshot store's keys come from (store/keys.ts): a fresh copy in secure memory that the
+   * caller wipes. Equal for everyone holding the volume key, so every clone names contents alike.
+   */
+  snapshotSecret(): Buffer;
+  /**
+   * Formats whose file header is bound to the file's path (EncFS external IV chaining) say how to turn the
+   * first `bytes` of a ciphertext file into the path-independent form kept in the object store, and back.
+   * Absent: ciphertext files are position-independent and enter the store by hard link, as they are.
+   */
+  readonly pathBoundHeader?: PathBoundHeader<Ctx>;
+}
+
+export interface PathBoundHeader<Ctx = unknown> {
+  bytes: number;
+  /** Header of the file at `location` → the stored (path-independent) header. */
+  toStore(location: Location<Ctx>, header: Buffer): Buffer;
+  /** Stored header → the header of the same file placed at `location`. */
+  fromStore(location: Location<Ctx>, header: Buffer): Buffer;
 }
