@@ -7,32 +7,50 @@ import { readFileSync } from 'node:fs';
 import { DvfsError, isNodeError } from '../daemon/errors.js';
 import { COMMON_OPTIONS, formatOptions, parseArgs } from './args.js';
 import type { Command, CommandContext } from './command.js';
-import { catCommand } from './commands/cat.js';
-import { demoCommand } from './commands/demo.js';
-import { infoCommand } from './commands/info.js';
-import { initCommand } from './commands/init.js';
-import { lsCommand } from './commands/ls.js';
-import { putCommand } from './commands/put.js';
-import { mountCommand } from './commands/mount.js';
-import { statusCommand } from './commands/status.js';
-import { umountCommand } from './commands/umount.js';
 
-const COMMANDS: Command[] = [initCommand, infoCommand, lsCommand, catCommand, putCommand, mountCommand, umountCommand, statusCommand, demoCommand];
+/**
+ * Commands are loaded when used: a command's module pulls in only what it needs (a no-change commit must
+ * not pay for the FUSE and crypto stacks at start-up).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  init: async () => (await import('./commands/init.js')).initCommand,
+  info: async () => (await import('./commands/info.js')).infoCommand,
+  ls: async () => (await import('./commands/ls.js')).lsCommand,
+  cat: async () => (await import('./commands/cat.js')).catCommand,
+  put: async () => (await import('./commands/put.js')).putCommand,
+  mount: async () => (await import('./commands/mount.js')).mountCommand,
+  umount: async () => (await import('./commands/umount.js')).umountCommand,
+  status: async () => (await import('./commands/status.js')).statusCommand,
+  commit: async () => (await import('./commands/commit.js')).commitCommand,
+  log: async () => (await import('./commands/log.js')).logCommand,
+  show: async () => (await import('./commands/show.js')).showCommand,
+  diff: async () => (await import('./commands/diff.js')).diffCommand,
+  restore: async () => (await import('./commands/restore.js')).restoreCommand,
+  verify: async () => (await import('./commands/verify.js')).verifyCommand,
+  gc: async () => (await import('./commands/gc.js')).gcCommand,
+  demo: async () => (await import('./commands/demo.js')).demoCommand,
+};
+
+async function loadCommand(name: string): Promise<Command | undefined> {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  return load ? load() : undefined;
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-function topHelp(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+async function topHelp(): Promise<string> {
+  const commands = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  const width = Math.max(...commands.map((c) => c.name.length)) + 2;
   return [
     'dvfs: encrypted, versioned workspaces for HPC workflow stages',
     '',
     'usage: dvfs COMMAND [ARGS] [--json] [--help]',
     '',
     'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    ...commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     '',
     'Passwords are read from files (--password-file or DVFS_PASSWORD_FILE), never from the command line.',
     "Run 'dvfs COMMAND --help' for a command's options.",
@@ -47,15 +65,15 @@ function commandHelp(c: Command): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const target = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    process.stdout.write(target ? commandHelp(target) : topHelp());
+    const target = name === 'help' && rest[0] !== undefined ? await loadCommand(rest[0]) : undefined;
+    process.stdout.write(target ? commandHelp(target) : await topHelp());
     return 0;
   }
   if (name === '--version' || name === '-V') {
     process.stdout.write(`dvfs ${version()}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
+  const command = await loadCommand(name);
   if (!command) {
     throw new DvfsError('E_USAGE', `unknown command '${name}'`, { hint: "run 'dvfs --help' for the list" });
   }

@@ -15,6 +15,7 @@ export type DvfsErrorCode =
   | 'E_NOTDIR'
   | 'E_ISDIR'
   | 'E_BUSY'
+  | 'E_CONFLICT'
   | 'E_IO';
 
 export interface DvfsErrorOptions {

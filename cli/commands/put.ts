@@ -3,11 +3,32 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { DvfsError, isNodeError } from '../../daemon/errors.js';
 import type { PlainView } from '../../daemon/vfs/plain-view.js';
+import type { CryptoTree } from '../../daemon/vfs/crypto-tree.js';
+import type { SessionJournal } from '../../daemon/journal/journal.js';
+import { createSession, removeSession, saveSessionInfo } from '../../daemon/journal/sessions.js';
+import type { Repository } from '../../daemon/repo/repository.js';
+import { ContentHasher } from '../../daemon/store/content-hash.js';
+import { readHead } from '../../daemon/store/refs.js';
+import { openVersioning } from '../../daemon/versioning/context.js';
 import type { Command, CommandContext } from '../command.js';
 import { humanBytes, printJson } from '../format.js';
 import { openRepoView, positional, VOLUME_OPTIONS, volumePath } from '../open.js';
 
 const usage = 'dvfs put REPO SRC DEST [--password-file FILE] [--json]';
+
+/** A put into a dvfs repository is recorded like a mount session, so `dvfs commit` sees it (hashes included). */
+interface PutRecord {
+  journal: SessionJournal;
+  hashKey: Buffer;
+  encodePath(plainPath: string): string;
+}
+
+async function* hashing(source: AsyncIterable<Buffer>, hasher: ContentHasher): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    hasher.update(chunk);
+    yield chunk;
+  }
+}
 
 interface PutStats {
   files: number;
@@ -26,24 +47,50 @@ async function destinationIsDir(view: PlainView, dest: string): Promise<boolean>
   }
 }
 
-async function putTree(ctx: CommandContext, view: PlainView, src: string, dest: string, stats: PutStats): Promise<void> {
+async function putTree(ctx: CommandContext, view: PlainView, src: string, dest: string, stats: PutStats, rec: PutRecord | null): Promise<void> {
   const st = await lstat(src);
   if (st.isSymbolicLink()) {
     await view.symlink(await readlink(src), dest);
+    rec?.journal.symlink(rec.encodePath(dest));
     stats.symlinks++;
   } else if (st.isDirectory()) {
-    if (!(await destinationIsDir(view, dest))) await view.mkdir(dest, st.mode & 0o7777);
+    if (!(await destinationIsDir(view, dest))) {
+      await view.mkdir(dest, st.mode & 0o7777);
+      rec?.journal.mkdir(rec.encodePath(dest));
+    }
     stats.dirs++;
     for (const name of (await readdir(src)).sort()) {
-      await putTree(ctx, view, join(src, name), dest === '' ? name : `${dest}/${name}`, stats);
+      await putTree(ctx, view, join(src, name), dest === '' ? name : `${dest}/${name}`, stats, rec);
     }
   } else if (st.isFile()) {
-    stats.bytes += await view.writeFile(dest, createReadStream(src, { highWaterMark: 1 << 20 }), st.mode & 0o7777);
+    const stream = createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+    const hasher = rec ? new ContentHasher(rec.hashKey) : null;
+    const size = await view.writeFile(dest, hasher ? hashing(stream, hasher) : stream, st.mode & 0o7777);
+    if (rec && hasher) rec.journal.write(rec.encodePath(dest), { hash: hasher.digest(), size });
+    stats.bytes += size;
     stats.files++;
     if (!ctx.json && stats.files % 1000 === 0) ctx.note(`put: ${stats.files} files, ${humanBytes(stats.bytes)}`);
   } else {
     ctx.note(`warning: skipping ${src}: not a regular file, directory or symlink`);
   }
+}
+
+async function startPutSession(repo: Repository, tree: CryptoTree): Promise<{ rec: PutRecord; end(): Promise<void> }> {
+  const v = openVersioning(repo, tree);
+  const { listing, journal } = await createSession(repo.root, { repoId: repo.meta?.id ?? '', mountpoint: '(dvfs put)', baseSnapshot: await readHead(repo.root) });
+  return {
+    rec: { journal, hashKey: v.keys.contentHash, encodePath: (p) => v.paths.encodePath('/' + p) },
+    async end() {
+      try {
+        await journal.finish();
+        listing.info = await saveSessionInfo(listing.dir, journal);
+        await journal.close();
+        if (listing.info.state === 'committed') await removeSession(listing); // nothing was written
+      } finally {
+        v.close();
+      }
+    },
+  };
 }
 
 export const putCommand: Command = {
@@ -65,7 +112,7 @@ export const putCommand: Command = {
       if (isNodeError(e) && e.code === 'ENOENT') throw new DvfsError('E_NOTFOUND', 'source does not exist', { path: src });
       throw e;
     }
-    const { view } = await openRepoView(ctx, repoArg);
+    const { repo, tree, view } = await openRepoView(ctx, repoArg);
     let dest = volumePath(destArg);
     if (destArg.endsWith('/') || (await destinationIsDir(view, dest))) {
       dest = dest === '' ? basename(src) : `${dest}/${basename(src)}`;
@@ -74,7 +121,12 @@ export const putCommand: Command = {
     await view.mkdirp(parent);
     const stats: PutStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
     const started = Date.now();
-    await putTree(ctx, view, src, dest, stats);
+    const session = repo.kind === 'dvfs' ? await startPutSession(repo, tree) : null;
+    try {
+      await putTree(ctx, view, src, dest, stats, session?.rec ?? null);
+    } finally {
+      await session?.end();
+    }
     const seconds = (Date.now() - started) / 1000;
     if (ctx.json) printJson(ctx.out, { dest, ...stats, seconds });
     else ctx.out.write(`put ${dest}: ${stats.files} files, ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${humanBytes(stats.bytes)} in ${seconds.toFixed(2)} s\n`);

@@ -68,6 +68,14 @@ export interface Provenance {
   reusedFrom?: ObjectId;
 }
 
+export interface SessionMark {
+  id: string;
+  seq: number;
+  /** When the session began and (if it had) ended: sessions whose lifetimes overlap can conflict. */
+  startedAt: string;
+  finishedAt?: string;
+}
+
 export interface SnapshotStats {
   files: number;
   bytes: number;
@@ -86,6 +94,8 @@ export interface Snapshot {
   time: string;
   author: string;
   session?: string;
+  /** The session journals merged into this snapshot, each up to record `seq` (crash recovery marks by it). */
+  sessions?: SessionMark[];
   provenance: Provenance;
   stats: SnapshotStats;
 }
@@ -284,7 +294,7 @@ function checkStats(v: unknown, where: string): SnapshotStats {
 
 /** Checks a snapshot (without `kind` / `v`). */
 export function checkSnapshot(v: unknown, where = 'snapshot'): Snapshot {
-  const o = record(v, where, ['tree', 'parents', 'message', 'time', 'author', 'session', 'provenance', 'stats']);
+  const o = record(v, where, ['tree', 'parents', 'message', 'time', 'author', 'session', 'sessions', 'provenance', 'stats']);
   const parents = list(o['parents'], `${where}.parents`, LIMITS.parents).map((p, i) => id(p, `${where}.parents[${i}]`));
   if (new Set(parents).size !== parents.length) fail(`${where}.parents: duplicate parent`);
   const s: Snapshot = {
@@ -298,6 +308,15 @@ export function checkSnapshot(v: unknown, where = 'snapshot'): Snapshot {
   };
   const session = opt(o, 'session', short, where);
   if (session !== undefined) s.session = session;
+  if (o['sessions'] !== undefined) {
+    s.sessions = list(o['sessions'], `${where}.sessions`, LIMITS.listItems).map((m, i) => {
+      const at = `${where}.sessions[${i}]`;
+      const r = record(m, at, ['id', 'seq', 'startedAt', 'finishedAt']);
+      const mark: SessionMark = { id: short(r['id'], `${at}.id`), seq: int(r['seq'], `${at}.seq`, 0, Number.MAX_SAFE_INTEGER), startedAt: time(r['startedAt'], `${at}.startedAt`) };
+      if (r['finishedAt'] !== undefined) mark.finishedAt = time(r['finishedAt'], `${at}.finishedAt`);
+      return mark;
+    });
+  }
   return s;
 }
 
@@ -336,6 +355,7 @@ export function encodeSnapshot(s: Snapshot): string {
     time: s.time,
     author: s.author,
     session: s.session,
+    sessions: s.sessions?.map((m): JsonObject => ({ id: m.id, seq: m.seq, startedAt: m.startedAt, finishedAt: m.finishedAt })),
     provenance: provenanceJson(s.provenance),
     stats: { ...s.stats },
   };

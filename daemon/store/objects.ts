@@ -6,9 +6,9 @@
  * - addByLink hard-links a raw working-tree file in (no copy, no extra space), falling back to a copy when the
  *   filesystem refuses (EXDEV, EPERM, EMLINK, ENOTSUP). A linked object shares its inode with the working-tree
  *   file: the writer of that file must replace it (copy-up / write-new-and-rename) rather than write in place,
- *   or it would rewrite history. Objects are made read-only (0444), which for a linked one also covers the
- *   working-tree name: an in-place open for writing then fails with EACCES instead of silently corrupting
- *   the object (root ignores modes).
+ *   or it would rewrite history (the daemon's copy-on-write keys on st_nlink > 1). A linked object keeps the
+ *   working file's mode: the inode is shared, and making it read-only would change what the mount shows.
+ *   Copied objects are read-only (0444).
  * - addByCopy copies through `objects/tmp/` (write, fsync, rename, fsync directory), so a crash never leaves a
  *   partial object under its id, only a leftover in tmp/ that cleanTemp() removes. An optional transform
  *   rewrites the file's leading header (a format whose file header is bound to the file's path).
@@ -128,7 +128,6 @@ export class ObjectStore {
       if (isNodeError(e) && e.code !== undefined && LINK_FALLBACK.has(e.code)) return this.addByCopy(id, rawPath);
       throw e;
     }
-    await chmod(target, OBJECT_MODE);
     if (this.durable) await fsyncDir(shardDir(this.dir, id));
     return { added: true, bytes: st.size, linked: true };
   }

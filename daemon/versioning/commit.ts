@@ -1,10 +1,31 @@
 /**
- * dvfs commit (being written: the signature is fixed so the daemon can be wired against it).
+ * `dvfs commit`: a snapshot from what changed.
+ *
+ * The changes come from a session journal (what the mount saw, with content hashes taken while files were
+ * written) or from a rescan (a stat comparison of the working tree against the index). Under the repository
+ * lock, a commit: brings the index to HEAD (index-recovery.ts), refuses changes that collide with what other
+ * sessions committed since this session's base, applies the changes to the index and the object store
+ * (apply-changes.ts), re-encodes the trees above them (tree-builder.ts), writes the snapshot manifest, makes
+ * everything durable (one syncfs), names the snapshot in the index, moves HEAD, and marks the journal.
+ * A crash anywhere leaves HEAD at the previous or the new snapshot; the next commit finishes or redoes it.
  */
+import { execFile } from 'node:child_process';
+import { hostname, userInfo } from 'node:os';
+import { promisify } from 'node:util';
 import { DvfsError } from '../errors.js';
-import type { SessionJournal } from '../journal/journal.js';
-import type { Provenance } from '../store/manifest-schema.js';
+import type { JournalSummary, SessionJournal, SummaryEntry } from '../journal/journal.js';
+import { RepoIndex } from '../index/repo-index.js';
+import type { Logger } from '../log.js';
+import type { ObjectId } from '../store/content-hash.js';
+import { withRepoLock } from '../store/lock.js';
+import type { Provenance, SessionMark, Snapshot, SnapshotStats } from '../store/manifest-schema.js';
+import { readHead, writeHead } from '../store/refs.js';
+import { applyChanges, type Progress } from './apply-changes.js';
 import type { Versioning } from './context.js';
+import { bringIndexToHead } from './index-recovery.js';
+import { rescanChanges } from './rescan.js';
+import { SnapshotReader } from './snapshot-walk.js';
+import { buildTrees } from './tree-builder.js';
 
 export interface CommitRequest {
   message?: string;
@@ -12,6 +33,10 @@ export interface CommitRequest {
   provenance?: Provenance;
   /** Keep this session's version of paths another session changed since the common base. */
   force?: boolean;
+  /** Wait this long for the repository lock held by another commit (default 60 s). */
+  lockWaitMs?: number;
+  onProgress?: Progress;
+  log?: Logger;
 }
 
 /** What a running mount tells commit (absent after unmount). */
@@ -29,18 +54,301 @@ export interface CommitReport {
   nothingToCommit: boolean;
   added: number;
   changed: number;
-  removed: number;
   renamed: number;
+  removed: number;
+  /** Files and plaintext bytes in the snapshot. */
   files: number;
   bytes: number;
+  /** Files whose new content entered the snapshot, and their bytes (hashed while written, or at commit). */
   filesHashed: number;
   bytesHashed: number;
+  /** Of those, read back from disk and hashed by this commit (written out of order, or behind dvfs's back). */
+  filesRehashed: number;
+  bytesRehashed: number;
   objectsAdded: number;
+  objectsLinked: number;
   bytesStored: number;
+  trees: number;
   leftOpen: number;
+  skipped: number;
   seconds: number;
 }
 
-export async function commitJournal(_v: Versioning, _journal: SessionJournal, _request: CommitRequest, _live?: LiveMount): Promise<CommitReport> {
-  throw new DvfsError('E_UNSUPPORTED', 'commit is not available yet');
+/** One set of changes to commit. */
+interface ChangeSource {
+  entries: SummaryEntry[];
+  counts: JournalSummary['counts'];
+  session: string | null;
+  seq?: number;
+  /** The session's lifetime (null end: still running). Absent for a rescan, which has no lifetime. */
+  lifetime?: { startedAt: string; finishedAt: string | null };
+  /** The snapshot the changes were made on (conflicts are checked against what was committed since). */
+  base: ObjectId | null;
+}
+
+const pexecFile = promisify(execFile);
+
+/** Commits the uncommitted records of a session journal (the daemon's own, or an ended one). */
+export async function commitJournal(v: Versioning, journal: SessionJournal, request: CommitRequest, live?: LiveMount): Promise<CommitReport> {
+  return commitJournals(v, [journal], request, live);
+}
+
+/**
+ * Commits several session journals (oldest first) as one snapshot. Paths changed by two of them, or by one
+ * of them and by a commit since its base, are a conflict (see refuseConflicts).
+ */
+export async function commitJournals(v: Versioning, journals: readonly SessionJournal[], request: CommitRequest, live?: LiveMount): Promise<CommitReport> {
+  const started = performance.now();
+  for (const j of journals) await j.flush();
+  const label = journals.map((j) => j.info.sessionId).join(',') || null;
+  // Nothing recorded since the last commit: answer without the lock or the index (the common no-op).
+  if (journals.every((j) => j.lastSeq === j.committedSeq)) return emptyReport(await readHead(v.repo.root), label, started);
+  return locked(v, request, async (index, head) => {
+    const sources: ChangeSource[] = [];
+    const marks: { journal: SessionJournal; seq: number }[] = [];
+    for (const journal of journals) {
+      await catchUpJournal(v, journal, head);
+      const summary = await journal.summary();
+      if (summary.toSeq > journal.committedSeq) marks.push({ journal, seq: summary.toSeq });
+      if (summary.entries.length === 0) continue;
+      sources.push({
+        entries: summary.entries,
+        counts: summary.counts,
+        session: journal.info.sessionId,
+        seq: summary.toSeq,
+        lifetime: { startedAt: journal.info.startedAt, finishedAt: journal.stateRecord.finishedAt },
+        base: journal.info.baseSnapshot as ObjectId | null,
+      });
+    }
+    const report = sources.length === 0 ? emptyReport(head, label, started) : await commitChanges(v, index, head, sources, request, live, started);
+    // Records that changed nothing (or only cancelled out) are done too, once a snapshot exists to name.
+    const snapshot = report.snapshot ?? head;
+    if (snapshot !== null) for (const m of marks) await m.journal.markCommitted(m.seq, snapshot);
+    return report;
+  });
+}
+
+/** Commits what a stat comparison of the whole working tree against the index finds. */
+export async function commitRescan(v: Versioning, request: CommitRequest): Promise<CommitReport> {
+  const started = performance.now();
+  return locked(v, request, async (index, head) => {
+    const summary = await rescanChanges(v, index);
+    if (summary.entries.length === 0 && head !== null) return emptyReport(head, null, started);
+    return commitChanges(v, index, head, [{ ...summary, session: null, base: head }], request, undefined, started);
+  });
+}
+
+async function locked(v: Versioning, request: CommitRequest, body: (index: RepoIndex, head: ObjectId | null) => Promise<CommitReport>): Promise<CommitReport> {
+  return withRepoLock(v.repo.root, { purpose: 'commit', waitMs: request.lockWaitMs ?? 60_000 }, async () => {
+    const index = await RepoIndex.open(v.indexDir);
+    try {
+      const head = await bringIndexToHead(v, index, request.log);
+      return await body(index, head);
+    } finally {
+      await index.close();
+    }
+  });
+}
+
+/**
+ * A crash after HEAD moved but before the journal was marked leaves records that are already in a snapshot:
+ * find the newest snapshot holding this session (walking back no further than the session's base) and mark
+ * the journal up to it.
+ */
+async function catchUpJournal(v: Versioning, journal: SessionJournal, head: ObjectId | null): Promise<void> {
+  let id = head;
+  for (let steps = 0; id !== null && id !== journal.info.baseSnapshot && steps < 10_000; steps++) {
+    const snap = await v.manifests.getSnapshot(id);
+    const mark = snap.sessions?.find((m) => m.id === journal.info.sessionId);
+    if (mark) {
+      if (mark.seq > journal.committedSeq && mark.seq <= journal.lastSeq) await journal.markCommitted(mark.seq, id);
+      return;
+    }
+    id = snap.parents[0] ?? null;
+  }
+}
+
+async function commitChanges(
+  v: Versioning,
+  index: RepoIndex,
+  head: ObjectId | null,
+  sources: readonly ChangeSource[],
+  request: CommitRequest,
+  live: LiveMount | undefined,
+  started: number,
+): Promise<CommitReport> {
+  const label = sources.map((s) => s.session).filter((s) => s !== null).join(',') || null;
+  if (!request.force) {
+    for (let i = 0; i < sources.length; i++) await refuseConflicts(v, sources[i] as ChangeSource, head, sources.slice(0, i));
+  }
+  const parentSnap = head === null ? null : await v.manifests.getSnapshot(head);
+  const openForWrite = new Set([...(live?.openForWrite() ?? [])].map((p) => v.paths.encodePath(p)));
+  const dirty = new Set<string>();
+  const sum = { filesHashed: 0, bytesHashed: 0, filesRehashed: 0, bytesRehashed: 0, objectsAdded: 0, objectsLinked: 0, bytesStored: 0, leftOpen: 0, skipped: 0, filesDelta: 0, bytesDelta: 0 };
+  const counts = { added: 0, changed: 0, renamed: 0, removed: 0 };
+  for (const source of sources) {
+    const applied = await applyChanges(v, index, source, { openForWrite, ...(request.onProgress ? { onProgress: request.onProgress } : {}) });
+    for (const d of applied.dirty) dirty.add(d);
+    for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += applied[k];
+    for (const k of Object.keys(counts) as (keyof typeof counts)[]) counts[k] += source.counts[k];
+  }
+  const { root, trees } = await buildTrees(v, index, dirty);
+  const hashed = { filesHashed: sum.filesHashed, bytesHashed: sum.bytesHashed, filesRehashed: sum.filesRehashed, bytesRehashed: sum.bytesRehashed, leftOpen: sum.leftOpen };
+  if (parentSnap !== null && root === parentSnap.tree) {
+    // Changes that cancel out (a file written back to what it was): no new snapshot.
+    await index.setSnapshot(head as ObjectId);
+    live?.filesLinked();
+    return { ...emptyReport(head, label, started), ...hashed };
+  }
+  const stats: SnapshotStats = {
+    files: (parentSnap?.stats.files ?? 0) + sum.filesDelta,
+    bytes: (parentSnap?.stats.bytes ?? 0) + sum.bytesDelta,
+    added: counts.added,
+    changed: counts.changed + counts.renamed,
+    removed: counts.removed,
+    bytesHashed: sum.bytesHashed,
+  };
+  const snapshot: Snapshot = {
+    tree: root,
+    parents: head === null ? [] : [head],
+    message: request.message ?? '',
+    time: new Date().toISOString(),
+    author: request.author ?? defaultAuthor(),
+    provenance: request.provenance ?? {},
+    stats,
+  };
+  const marks = sources.flatMap((s): SessionMark[] =>
+    s.session !== null && s.seq !== undefined && s.lifetime
+      ? [{ id: s.session, seq: s.seq, startedAt: s.lifetime.startedAt, ...(s.lifetime.finishedAt ? { finishedAt: s.lifetime.finishedAt } : {}) }]
+      : [],
+  );
+  if (marks.length > 0) snapshot.sessions = marks;
+  const id = await v.manifests.putSnapshot(snapshot);
+  // Linked working files are in the store now: open files must copy-on-write before their next change.
+  live?.filesLinked();
+  await syncfs(v.repo.root);
+  await index.setSnapshot(id);
+  await writeHead(v.repo.root, id);
+  return {
+    snapshot: id,
+    parent: head,
+    session: label,
+    nothingToCommit: false,
+    ...counts,
+    files: stats.files,
+    bytes: stats.bytes,
+    ...hashed,
+    objectsAdded: sum.objectsAdded,
+    objectsLinked: sum.objectsLinked,
+    bytesStored: sum.bytesStored,
+    trees,
+    skipped: sum.skipped,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * Several sessions share one working tree. A session conflicts with another whose lifetime overlapped its
+ * own (neither saw the other's result) when both changed the same path: committing the later one would
+ * silently undo the earlier. Sessions that ran one after the other never conflict — the later one saw the
+ * earlier one's files. Checked against the snapshots committed since this session's base (those holding an
+ * overlapping session) and against the sessions merged into this commit before it.
+ */
+async function refuseConflicts(v: Versioning, source: ChangeSource, head: ObjectId | null, mergedBefore: readonly ChangeSource[]): Promise<void> {
+  const life = source.lifetime;
+  if (!life) return; // a rescan takes the working tree as it is
+  const overlaps = (other: { startedAt: string; finishedAt?: string | null | undefined }): boolean =>
+    (other.finishedAt === undefined || other.finishedAt === null || other.finishedAt > life.startedAt) && (life.finishedAt === null || other.startedAt < life.finishedAt);
+  const conflicts = new Set<string>();
+  // Sessions merged into this same commit.
+  for (const other of mergedBefore) {
+    if (!other.lifetime || !overlaps(other.lifetime)) continue;
+    const theirs = new Set(other.entries.filter((e) => !dirKept(e)).flatMap((e) => (e.origin !== null ? [e.path, e.origin] : [e.path])));
+    for (const e of source.entries) {
+      if (dirKept(e)) continue;
+      for (const p of [e.path, e.origin]) if (p !== null && theirs.has(p)) conflicts.add(v.paths.decodePath(p));
+    }
+  }
+  // Snapshots committed since this session's base by overlapping sessions.
+  const reader = new SnapshotReader(v.manifests);
+  for (let id = head, steps = 0; id !== null && id !== source.base && steps < 10_000 && conflicts.size < 20; steps++) {
+    const snap = await v.manifests.getSnapshot(id);
+    const parent = snap.parents[0] ?? null;
+    if (snap.sessions?.some((m) => m.id !== source.session && overlaps(m))) {
+      const parentTree = parent === null ? null : (await v.manifests.getSnapshot(parent)).tree;
+      for (const e of source.entries) {
+        for (const opaque of [e.path, e.origin]) {
+          if (opaque === null) continue;
+          const plain = v.paths.decodePath(opaque);
+          const before = parentTree === null ? undefined : await reader.lookup(parentTree, plain);
+          const after = await reader.lookup(snap.tree, plain);
+          const clash = dirKept(e) && opaque === e.path ? after !== undefined && after.type !== 'dir' && before?.type !== after.type : !sameEntry(before, after);
+          if (clash) conflicts.add(plain);
+        }
+        if (conflicts.size >= 20) break;
+      }
+    }
+    id = parent;
+  }
+  if (conflicts.size === 0) return;
+  const list = [...conflicts];
+  throw new DvfsError('E_CONFLICT', `session ${source.session ?? ''} changed ${list.length >= 20 ? '20 or more paths' : list.length === 1 ? 'a path' : `${list.length} paths`} that a session running at the same time also changed: ${list.slice(0, 5).join(', ')}${list.length > 5 ? ', ...' : ''}`, {
+    hint: "keep this session's version with dvfs commit --force, or bring back the committed one with dvfs restore REPO HEAD PATH and commit again",
+  });
+}
+
+/** A directory made or touched by both sides (mkdir -p results) is no conflict: only what is in it can be. */
+function dirKept(e: SummaryEntry): boolean {
+  return e.kind === 'dir' && (e.status === 'added' || e.status === 'changed');
+}
+
+function sameEntry(a: unknown, b: unknown): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const strip = (e: object): string => JSON.stringify({ ...e, mtimeMs: undefined });
+  return strip(a as object) === strip(b as object);
+}
+
+function emptyReport(head: ObjectId | null, session: string | null, started: number): CommitReport {
+  return {
+    snapshot: head,
+    parent: head,
+    session,
+    nothingToCommit: true,
+    added: 0,
+    changed: 0,
+    renamed: 0,
+    removed: 0,
+    files: 0,
+    bytes: 0,
+    filesHashed: 0,
+    bytesHashed: 0,
+    filesRehashed: 0,
+    bytesRehashed: 0,
+    objectsAdded: 0,
+    objectsLinked: 0,
+    bytesStored: 0,
+    trees: 0,
+    leftOpen: 0,
+    skipped: 0,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+function defaultAuthor(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (containers)
+  }
+  return `${user}@${hostname()}`;
+}
+
+/** Makes everything written so far durable with one syncfs(2) of the repository's filesystem. */
+async function syncfs(path: string): Promise<void> {
+  try {
+    await pexecFile('sync', ['-f', path], { timeout: 600_000 });
+  } catch (e) {
+    throw new DvfsError('E_IO', `cannot sync the repository's filesystem: ${e instanceof Error ? e.message : String(e)}`, { path });
+  }
 }

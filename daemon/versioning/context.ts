@@ -50,7 +50,8 @@ export function openVersioning(repo: Repository, tree: CryptoTree, options: { fs
   }
   const paths = new PathCipher(keys.paths);
   const manifests = new ManifestStore(repo.root, keys.manifest);
-  const objects = new ObjectStore(repo.root, { fsync: options.fsync ?? true });
+  // Commit makes the store durable with one syncfs before HEAD moves (commit.ts), not an fsync per object.
+  const objects = new ObjectStore(repo.root, { fsync: options.fsync ?? false });
   const metaDir = join(repo.root, META_DIR);
   return {
     repo,

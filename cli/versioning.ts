@@ -1,0 +1,62 @@
+/** What the versioning commands share: finding the repository, its live mounts, and opening its store. */
+import { DvfsError } from '../daemon/errors.js';
+import { silentLogger } from '../daemon/log.js';
+import { listSessions, type SessionListing } from '../daemon/journal/sessions.js';
+import { findRecord, type MountRecord } from '../daemon/mount/records.js';
+import { processAlive } from '../daemon/mount/mountinfo.js';
+import { openTree } from '../daemon/repo/open-tree.js';
+import { locateRepository, type Repository } from '../daemon/repo/repository.js';
+import { openVersioning, requireVersionedRepo, type Versioning } from '../daemon/versioning/context.js';
+import type { CommandContext } from './command.js';
+import { requirePassword } from './password.js';
+
+export async function versionedRepo(path: string): Promise<Repository> {
+  const repo = await locateRepository(path);
+  requireVersionedRepo(repo);
+  return repo;
+}
+
+/** Opens the repository's tree and store with the user's password; `close()` releases both. */
+export async function openStore(ctx: CommandContext, repo: Repository): Promise<Versioning> {
+  const password = await requirePassword(ctx.args, (m) => ctx.note(m));
+  const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
+  const tree = await openTree(repo, password, silentLogger(), codec === undefined ? {} : { codec });
+  const v = openVersioning(repo, tree);
+  const close = v.close;
+  v.close = () => {
+    close();
+    tree.dispose?.();
+  };
+  return v;
+}
+
+export interface LiveSession {
+  listing: SessionListing;
+  record: MountRecord;
+}
+
+/** Sessions whose mount daemon runs on this host, with the record that says how to reach it. */
+export async function liveSessions(repo: Repository): Promise<{ live: LiveSession[]; ended: SessionListing[]; foreign: SessionListing[] }> {
+  const live: LiveSession[] = [];
+  const ended: SessionListing[] = [];
+  const foreign: SessionListing[] = [];
+  for (const s of await listSessions(repo.root)) {
+    if (s.info.state === 'committed') continue;
+    if (s.info.state === 'finished' || s.orphaned) {
+      ended.push(s);
+      continue;
+    }
+    if (s.liveness === 'unknown') {
+      foreign.push(s);
+      continue;
+    }
+    const record = findRecord(s.info.mountpoint);
+    if (record && record.pid === s.info.pid && processAlive(record.pid)) live.push({ listing: s, record });
+    else foreign.push(s);
+  }
+  return { live, ended, foreign };
+}
+
+export function sessionNotFound(id: string): DvfsError {
+  return new DvfsError('E_NOTFOUND', `no uncommitted session ${id}`, { hint: 'see the sessions with: dvfs status REPO' });
+}
