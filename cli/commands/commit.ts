@@ -66,8 +66,11 @@ function total(reports: CommitReport[], head: string | null, seconds: number): R
     filesRehashed: sum('filesRehashed'),
     bytesRehashed: sum('bytesRehashed'),
     objectsAdded: sum('objectsAdded'),
+    objectsLinked: sum('objectsLinked'),
     bytesStored: sum('bytesStored'),
+    trees: sum('trees'),
     leftOpen: sum('leftOpen'),
+    skipped: sum('skipped'),
     seconds,
     commits: reports,
   };

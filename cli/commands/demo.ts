@@ -1,8 +1,9 @@
 /**
  * The quick-start job: an end-to-end run on the embedded defaults, printing each dvfs command it runs.
  * Today: create an EncFS-mode repository, put a file without a mount, mount it and let a stage write
- * through the mount, unmount, list and read everything back, check that no plaintext reached the disk,
- * and have stock `encfs` mount the tree and read identical bytes.
+ * through the mount, commit (while mounted and after), look at the history and restore an old version,
+ * list and read everything back, check that no plaintext reached the disk (working tree and .dvfs), and
+ * have stock `encfs` mount the tree and read identical bytes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -103,13 +104,35 @@ export const demoCommand: Command = {
           ctx.out.write(`$ (cd ${mnt} && sh -c "${stage}")\n`);
           ctx.out.write(execFileSync('sh', ['-c', stage], { cwd: mnt }));
           demo.dvfs(['status', mnt]);
+          demo.say('3b. Commit while mounted: the daemon hashed everything as it was written, so nothing is read back');
+          demo.dvfs(['commit', repo, '-m', 'run 1 outputs']);
+          const rerun = `echo '{"steps": 2000, "seed": 43}' > results/run-1/params.json`;
+          ctx.out.write(`$ (cd ${mnt} && sh -c "${rerun}")\n`);
+          execFileSync('sh', ['-c', rerun], { cwd: mnt });
         } finally {
           demo.dvfs(['umount', mnt]);
         }
       } else {
         demo.say('3. (no /dev/fuse here: putting the stage outputs without a mount)');
         demo.dvfs(['put', repo, join(input, 'results'), '/results']);
+        demo.dvfs(['commit', repo, '-m', 'run 1 outputs']);
+        await writeFile(join(base, 'params2.json'), '{"steps": 2000, "seed": 43}\n');
+        demo.dvfs(['put', repo, join(base, 'params2.json'), 'results/run-1/params.json']);
       }
+
+      demo.say('3c. Commit the second run after unmounting (its session journal is replayed), then look at the history');
+      demo.dvfs(['status', repo]);
+      demo.dvfs(['commit', repo, '-m', 'run 2: more steps']);
+      demo.dvfs(['log', repo]);
+      demo.dvfs(['diff', repo]);
+      const restored = join(base, 'restored');
+      demo.dvfs(['restore', repo, 'HEAD~1', '--to', restored]);
+      const back = await readFile(join(restored, 'results/run-1/params.json'));
+      const sameAsFirst = sha256(back) === sha256(files['results/run-1/params.json'] as Buffer);
+      if (!sameAsFirst) failures++;
+      ctx.out.write(`   ${sameAsFirst ? 'ok  ' : 'FAIL'} restoring HEAD~1 brings back the first params.json\n`);
+      demo.dvfs(['verify', repo, '--full']);
+      files['results/run-1/params.json'] = Buffer.from('{"steps": 2000, "seed": 43}\n');
 
       demo.say('4. List and read back through dvfs (no mount needed)');
       demo.dvfs(['ls', repo, '--recursive']);

@@ -7,6 +7,7 @@ import { readObject } from '../../daemon/versioning/working-files.js';
 import type { Command } from '../command.js';
 import { printJson } from '../format.js';
 import { positional, VOLUME_OPTIONS } from '../open.js';
+import { Progress } from '../progress.js';
 import { openStore, versionedRepo } from '../versioning.js';
 
 const usage = 'dvfs verify REPO [SNAPSHOT] [--full] [--json]';
@@ -35,11 +36,16 @@ export const verifyCommand: Command = {
       }
       // HEAD is taken as it is: reading it is part of what verify checks (and reports).
       const id = ref === undefined ? (head as ObjectId) : (await resolveSnapshot(v.manifests, head, ref)).id;
+      const progress = new Progress('verify');
+      const total = head === null ? 0 : (await v.manifests.getSnapshot(id).catch(() => null))?.stats.files ?? 0;
+      let decoded = 0;
       const decodeObject = async (objectId: ObjectId): Promise<void> => {
         const got = await readObject(v, objectId);
+        progress.update(++decoded, Math.max(total, decoded), 'objects');
         if (got.id !== objectId) throw new DvfsError('E_INTEGRITY', 'its plaintext does not hash back to its id');
       };
       const report = await verifySnapshot(v.manifests, v.objects, id, { full, decodeObject, history: true });
+      progress.done();
       if (ctx.json) printJson(ctx.out, report);
       else {
         for (const p of report.problems) ctx.out.write(`${p.kind}: ${p.id}${p.path ? ` (${p.path})` : ''}: ${p.message}\n`);

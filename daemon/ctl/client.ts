@@ -1,7 +1,22 @@
 /** Talking to a mount daemon over its control socket. */
 import { connect } from 'node:net';
-import { DvfsError } from '../errors.js';
+import { DvfsError, type DvfsErrorCode } from '../errors.js';
+import type { ChangeEntry } from '../mount/versioning.js';
 import type { CtlOp, CtlRequest } from './protocol.js';
+
+/** Codes a daemon may send back (DvfsError codes); anything else is reported as E_IO. */
+const CODES = new Set<string>(['E_USAGE', 'E_CONFIG', 'E_UNSUPPORTED', 'E_INTEGRITY', 'E_NAME', 'E_NAMETOOLONG', 'E_NOTFOUND', 'E_EXISTS', 'E_NOTDIR', 'E_ISDIR', 'E_BUSY', 'E_CONFLICT', 'E_IO']);
+
+function refusal(reply: Record<string, unknown>, op: CtlOp, socketPath: string): DvfsError {
+  const error = String(reply['error']);
+  if (reply['busy'] === true) return new DvfsError('E_BUSY', error, { path: socketPath });
+  const code = reply['code'];
+  if (typeof code === 'string' && CODES.has(code)) {
+    const path = typeof reply['path'] === 'string' ? reply['path'] : socketPath;
+    return new DvfsError(code as DvfsErrorCode, error, { path, ...(typeof reply['hint'] === 'string' ? { hint: reply['hint'] } : {}) });
+  }
+  return new DvfsError('E_IO', `the mount daemon refused '${op}': ${error}`, { path: socketPath });
+}
 
 export function ctlRequest(socketPath: string, op: CtlOp, timeoutMs = 30_000, extra: Omit<CtlRequest, 'op'> = {}): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -25,10 +40,7 @@ export function ctlRequest(socketPath: string, op: CtlOp, timeoutMs = 30_000, ex
       } catch {
         return reject(new DvfsError('E_IO', 'the mount daemon sent a malformed reply', { path: socketPath }));
       }
-      if (reply['ok'] !== true) {
-        const busy = reply['busy'] === true;
-        return reject(new DvfsError(busy ? 'E_BUSY' : 'E_IO', busy ? String(reply['error']) : `the mount daemon refused '${op}': ${String(reply['error'])}`, { path: socketPath }));
-      }
+      if (reply['ok'] !== true) return reject(refusal(reply, op, socketPath));
       resolve(reply);
     });
     socket.on('error', (e: NodeJS.ErrnoException) => {
@@ -36,4 +48,21 @@ export function ctlRequest(socketPath: string, op: CtlOp, timeoutMs = 30_000, ex
       reject(new DvfsError('E_IO', `cannot reach the mount daemon (${e.code ?? e.message})`, { path: socketPath }));
     });
   });
+}
+
+export interface ChangesReply {
+  session: string;
+  /** The snapshot the changes are relative to (null: none yet). */
+  baseSnapshot: string | null;
+  counts: { added: number; changed: number; renamed: number; removed: number; dirty: number };
+  entries: ChangeEntry[];
+}
+
+/** The uncommitted changes of a mount's session (plaintext paths). */
+export async function ctlChanges(socketPath: string, timeoutMs = 120_000): Promise<ChangesReply> {
+  const r = await ctlRequest(socketPath, 'changes', timeoutMs);
+  if (typeof r['session'] !== 'string' || !Array.isArray(r['entries']) || typeof r['counts'] !== 'object' || r['counts'] === null) {
+    throw new DvfsError('E_IO', "the mount daemon sent a malformed 'changes' reply", { path: socketPath });
+  }
+  return r as unknown as ChangesReply;
 }

@@ -2,15 +2,21 @@
  * The FUSE frontend: every filesystem operation on plaintext paths, carried out on the ciphertext tree of a
  * CryptoTree. Errors become errnos (and a log line with the path); integrity failures become EIO and are
  * logged at error level — a tampered file is never returned as wrong plaintext.
+ *
+ * On a versioned mount, every successful change is also told to the change recorder (the session journal),
+ * and mutations of files whose ciphertext is shared with the object store go to a re-encrypted copy first
+ * (link-guard.ts).
  */
 import { constants as fsc, type Stats } from 'node:fs';
 import { chmodSync, linkSync, lchownSync, lstatSync, lutimesSync, readdirSync, readlinkSync, statfsSync, symlinkSync, unlinkSync } from 'node:fs';
 import type { FuseOperations, FuseStat, FuseStatfs } from 'fuse-native';
-import { DvfsError, IntegrityError } from '../errors.js';
+import { DvfsError, IntegrityError, isNodeError } from '../errors.js';
+import type { ChangeRecorder } from '../journal/recorder.js';
 import type { Logger } from '../log.js';
 import type { CryptoTree, Location } from '../vfs/crypto-tree.js';
 import { ERRNO, errnoName, errnoOf, FsError } from './errno.js';
-import { OpenFiles } from './open-files.js';
+import { LinkGuard } from './link-guard.js';
+import { OpenFiles, type Handle, type SharedFile } from './open-files.js';
 import type { SpecialFiles } from './special-files.js';
 
 export interface FrontendOptions {
@@ -23,6 +29,14 @@ export interface FrontendOptions {
   xattr: boolean;
   logger: Logger;
   special: SpecialFiles;
+  /** Versioned writable mounts: every successful change is recorded in the session journal through it. */
+  recorder?: ChangeRecorder;
+  /**
+   * Re-encrypt a file into a fresh ciphertext file before changing it when its ciphertext has other hard links
+   * (commit links working files into the object store). On for repositories; off for bare volumes, where
+   * nothing links files into a store and hard links made through the mount must keep sharing their content.
+   */
+  copyOnWrite?: boolean;
 }
 
 export interface FrontendStats {
@@ -34,6 +48,11 @@ export interface FrontendStats {
   errors: number;
   integrityErrors: number;
   operations: number;
+  /** Files re-encrypted before a change because the object store shares their ciphertext, and bytes copied. */
+  copiesOnWrite: number;
+  bytesCopiedOnWrite: number;
+  /** Changes that succeeded but could not be recorded in the session journal (logged at error level). */
+  recordingErrors: number;
 }
 
 /** Errnos that are part of normal life (lookups of missing names) and are not logged as errors. */
@@ -66,10 +85,21 @@ const toFuseStat = (st: Stats, size: number): FuseStat => ({
   ctime: st.ctime,
 });
 
+/** Whether anything is at a raw path (rename's `replaced`); undefined when lstat cannot tell. */
+function existsRaw(rawPath: string): boolean | undefined {
+  try {
+    lstatSync(rawPath);
+    return true;
+  } catch (e) {
+    return isNodeError(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR') ? false : undefined;
+  }
+}
+
 export class Frontend {
   readonly files = new OpenFiles();
+  private readonly guard: LinkGuard;
   private readonly startedAt = new Date();
-  private counters = { bytesRead: 0, bytesWritten: 0, errors: 0, integrityErrors: 0, operations: 0 };
+  private counters = { bytesRead: 0, bytesWritten: 0, errors: 0, integrityErrors: 0, operations: 0, recordingErrors: 0 };
   private readonly traceOps: boolean;
 
   constructor(
@@ -77,10 +107,39 @@ export class Frontend {
     private readonly options: FrontendOptions,
   ) {
     this.traceOps = options.logger.isLevelEnabled('trace');
+    this.guard = new LinkGuard(tree, this.files, options.logger, options.copyOnWrite === true, options.special);
   }
 
   stats(): FrontendStats {
-    return { mountedAt: this.startedAt.toISOString(), openHandles: this.files.count, openFiles: this.files.files, ...this.counters };
+    return { mountedAt: this.startedAt.toISOString(), openHandles: this.files.count, openFiles: this.files.files, ...this.counters, ...this.guard.stats() };
+  }
+
+  /** Commit linked working files into the store (LiveMount.filesLinked): open files re-check before changing. */
+  filesLinked(): void {
+    this.guard.filesLinked();
+  }
+
+  /** Current plaintext paths of files open for writing (LiveMount.openForWrite). */
+  openForWrite(): Set<string> {
+    return this.files.openForWrite();
+  }
+
+  /**
+   * Tells the recorder about a change that already happened. A recording failure must not turn a successful
+   * operation into an errno (the change is on disk); it is logged, and commit then misses the change unless
+   * it rescans — so it is an error, not a warning.
+   */
+  private record(hook: (r: ChangeRecorder) => void): void {
+    const r = this.options.recorder;
+    if (!r) return;
+    try {
+      hook(r);
+    } catch (e) {
+      // The first failure and then every 1000th: a broken journal fails every operation's recording.
+      if (this.counters.recordingErrors++ % 1000 === 0) {
+        this.log.error({ err: describe(e), failures: this.counters.recordingErrors }, 'change journal: a change could not be recorded');
+      }
+    }
   }
 
   private get log(): Logger {
@@ -143,7 +202,7 @@ export class Frontend {
     return toFuseStat(st, st.size);
   }
 
-  private handle(fd: number): NonNullable<ReturnType<OpenFiles['get']>> {
+  private handle(fd: number): Handle {
     const h = this.files.get(fd);
     if (!h) throw new FsError('EBADF');
     return h;
@@ -205,8 +264,13 @@ export class Frontend {
           this.writable();
           const loc = await tree.locate(path);
           const content = await tree.openContent(loc, { create: true, mode: mode & 0o7777 });
-          const ino = (await content.rawStats()).ino;
-          return this.files.add(ino, async () => content, { writable: true, append: false, path });
+          const st = await content.rawStats();
+          const fd = await this.files.add(st.ino, async () => content, { writable: true, append: false, path });
+          const shared = this.handle(fd).shared;
+          if (shared.content !== content) await content.close(); // the file was open already: share that
+          if (st.nlink === 1 && shared.writers === 1) this.guard.markExclusive(shared);
+          this.record((r) => r.created(shared.id, path));
+          return fd;
         }, cb),
       open: (path, flags, cb) =>
         this.run('open', path, async () => {
@@ -217,7 +281,18 @@ export class Frontend {
           const st = lstatSync(loc.rawPath);
           if (st.isDirectory()) throw new FsError('EISDIR');
           const fd = await this.files.add(st.ino, () => tree.openContent(loc, { readOnly: this.options.readOnly }), { writable, append: (flags & fsc.O_APPEND) !== 0, path });
-          if (flags & fsc.O_TRUNC) await this.handle(fd).shared.content.truncate(0);
+          const shared = this.handle(fd).shared;
+          try {
+            if (writable) await this.openedForWrite(shared, path);
+            if (flags & fsc.O_TRUNC) {
+              await this.guard.mutate(shared, path, 0, (content) => content.truncate(0));
+              this.record((r) => r.truncated(shared.id, path, 0));
+            }
+          } catch (e) {
+            if (writable) this.record((r) => r.releasedWrite(shared.id));
+            await this.files.release(fd);
+            throw e;
+          }
           return fd;
         }, cb),
       read: (path, fd, buffer, length, position, cb) =>
@@ -231,8 +306,20 @@ export class Frontend {
         this.run('write', path, async () => {
           const h = this.handle(fd);
           if (!h.writable) throw new FsError('EBADF');
-          const at = h.append ? await h.shared.content.size() : position;
-          await h.shared.content.write(at, buffer.subarray(0, length));
+          const data = buffer.subarray(0, length);
+          const id = h.shared.id;
+          await this.guard.mutate(h.shared, path, undefined, async (content) => {
+            const at = h.append ? await content.size() : position;
+            // Same synchronous stretch as the write call: the hasher sees writes in the order the content
+            // applies them (its lock is first come, first served).
+            this.record((r) => r.write(id, at, data));
+            try {
+              await content.write(at, data);
+            } catch (e) {
+              this.record((r) => r.writeFailed(id));
+              throw e;
+            }
+          });
           this.counters.bytesWritten += length;
           return length;
         }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
@@ -240,60 +327,79 @@ export class Frontend {
       fsync: (path, _datasync, fd, cb) =>
         this.run('fsync', path, async () => {
           await this.handle(fd).shared.content.sync();
+          // fsync is a durability point for the journal too: what was recorded so far survives a crash.
+          await this.options.recorder?.flush();
         }, cb),
-      release: (path, fd, cb) => this.run('release', path, () => this.files.release(fd), cb),
+      release: (path, fd, cb) => this.run('release', path, () => this.release(fd), cb),
       truncate: (path, size, cb) =>
         this.run('truncate', path, async () => {
           this.writable();
           const loc = await tree.locate(path);
           const st = lstatSync(loc.rawPath);
           if (st.isDirectory()) throw new FsError('EISDIR');
-          const open = this.files.byInode(st.ino);
-          if (open) return open.content.truncate(size);
-          const content = await tree.openContent(loc, {});
+          // Through a transient handle (shared with the file's open handles, if any): so copy-on-write and
+          // concurrent opens see one FileContent. It is not a writer (commit need not wait for it).
+          const fd = await this.files.add(st.ino, () => tree.openContent(loc, {}), { writable: false, append: false, path });
           try {
-            await content.truncate(size);
+            const shared = this.handle(fd).shared;
+            await this.guard.mutate(shared, path, size, (content) => content.truncate(size));
+            this.record((r) => r.truncated(shared.id, path, size));
           } finally {
-            await content.close();
+            await this.files.release(fd);
           }
         }, cb),
       ftruncate: (path, fd, size, cb) =>
         this.run('ftruncate', path, async () => {
           this.writable();
-          await this.handle(fd).shared.content.truncate(size);
+          const shared = this.handle(fd).shared;
+          await this.guard.mutate(shared, path, size, (content) => content.truncate(size));
+          this.record((r) => r.truncated(shared.id, path, size));
         }, cb),
       unlink: (path, cb) =>
         this.run('unlink', path, async () => {
           this.writable();
           unlinkSync((await tree.locate(path)).rawPath);
+          this.files.unlinked(path);
+          this.record((r) => r.unlinked(path));
         }, cb),
       mkdir: (path, mode, cb) =>
         this.run('mkdir', path, async () => {
           this.writable();
           await tree.mkdir(await tree.locate(path), mode & 0o7777);
+          this.record((r) => r.mkdir(path));
         }, cb),
       rmdir: (path, cb) =>
         this.run('rmdir', path, async () => {
           this.writable();
           await tree.rmdir(await tree.locate(path));
+          this.record((r) => r.rmdir(path));
         }, cb),
       rename: (src, dest, cb) =>
         this.run('rename', src, async () => {
           this.writable();
           const from = await tree.locate(src);
           const to = await tree.locate(dest);
+          const replaced = existsRaw(to.rawPath);
           await tree.rename(from, to, (rawPath) => this.files.findByRawPath(rawPath));
+          this.files.renamed(src, dest);
+          this.record((r) => r.renamed(src, dest, replaced));
         }, cb),
       link: (src, dest, cb) =>
         this.run('link', src, async () => {
           this.writable();
           if (!tree.hardLinks) throw new FsError('EPERM', 'hard links are impossible with external IV chaining');
-          linkSync((await tree.locate(src)).rawPath, (await tree.locate(dest)).rawPath);
+          const to = await tree.locate(dest);
+          linkSync((await tree.locate(src)).rawPath, to.rawPath);
+          if (this.options.recorder) {
+            const size = await this.plainSizeAt(to);
+            this.record((r) => r.linked(dest, size));
+          }
         }, cb),
       symlink: (target, path, cb) =>
         this.run('symlink', path, async () => {
           this.writable();
           symlinkSync(tree.encodeLinkTarget(target), (await tree.locate(path)).rawPath);
+          this.record((r) => r.symlink(path));
         }, cb),
       readlink: (path, cb) =>
         this.run('readlink', path, async () => tree.decodeLinkTarget(readlinkSync((await tree.locate(path)).rawPath)), cb),
@@ -301,11 +407,13 @@ export class Frontend {
         this.run('chmod', path, async () => {
           this.writable();
           chmodSync((await tree.locate(path)).rawPath, mode & 0o7777);
+          this.record((r) => r.meta(path));
         }, cb),
       chown: (path, uid, gid, cb) =>
         this.run('chown', path, async () => {
           this.writable();
           lchownSync((await tree.locate(path)).rawPath, uid, gid);
+          this.record((r) => r.meta(path));
         }, cb),
       utimens: (path, atime, mtime, cb) =>
         this.run('utimens', path, async () => {
@@ -314,6 +422,7 @@ export class Frontend {
           // With dvfs's fuse-native fix, UTIME_OMIT arrives as OMIT_MS: keep that time as it is.
           const current = atime >= OMIT_MS || mtime >= OMIT_MS ? lstatSync(raw) : null;
           lutimesSync(raw, current && atime >= OMIT_MS ? current.atime : atime / 1000, current && mtime >= OMIT_MS ? current.mtime : mtime / 1000);
+          this.record((r) => r.meta(path));
         }, cb),
       mknod: (path, mode, _dev, cb) =>
         this.run('mknod', path, async () => {
@@ -323,8 +432,10 @@ export class Frontend {
           if (type === fsc.S_IFREG || type === 0) {
             const content = await tree.openContent(loc, { create: true, mode: mode & 0o7777 });
             await content.close();
+            this.record((r) => r.mknodFile(path));
           } else if (type === fsc.S_IFIFO) {
             await this.options.special.mkfifo(loc.rawPath, mode & 0o7777);
+            this.record((r) => r.special(path));
           } else {
             throw new FsError('EPERM', 'only regular files and fifos can be created with mknod');
           }
@@ -333,6 +444,7 @@ export class Frontend {
         this.run('setxattr', path, async () => {
           this.writable();
           await this.options.special.setxattr((await tree.locate(path)).rawPath, name, value, flags);
+          this.record((r) => r.meta(path));
         }, cb),
       getxattr: (path, name, _position, cb) =>
         this.run('getxattr', path, async () => this.options.special.getxattr((await tree.locate(path)).rawPath, name), (err, value) => cb(err, value ?? null)),
@@ -342,16 +454,66 @@ export class Frontend {
         this.run('removexattr', path, async () => {
           this.writable();
           await this.options.special.removexattr((await tree.locate(path)).rawPath, name);
+          this.record((r) => r.meta(path));
         }, cb),
     };
   }
 
-  /** Flushes every open file to disk (the control socket's `flush`, and before unmount). */
-  async flush(): Promise<void> {
-    await this.files.syncAll();
+  /** A writable open: the recorder learns the size the file had before (its hash streams only from empty). */
+  private async openedForWrite(shared: SharedFile, path: string): Promise<void> {
+    if (shared.writers === 1) this.guard.recheck(shared);
+    const recorder = this.options.recorder;
+    if (!recorder) return;
+    let size: number;
+    try {
+      size = await shared.content.size();
+    } catch (e) {
+      if (!(e instanceof IntegrityError)) throw e;
+      // Damaged ciphertext (it may be opened to be rewritten): any non-zero size makes the recorded hash
+      // dirty, so commit hashes the file from disk.
+      size = 1;
+    }
+    this.record((r) => r.openedForWrite(shared.id, path, size));
   }
 
+  /** FUSE release: the last writer tells the recorder the file's final size (when it wants it). */
+  private async release(fd: number): Promise<void> {
+    const h = this.files.get(fd);
+    const recorder = this.options.recorder;
+    if (h && h.writable && recorder) {
+      const id = h.shared.id;
+      const size = recorder.needsFinalSize(id) ? await h.shared.content.size().catch(() => undefined) : undefined;
+      this.record((r) => r.releasedWrite(id, size));
+    }
+    await this.files.release(fd);
+  }
+
+  /** Plaintext size of the file at `loc` (for a new hard link's record); 0 when it cannot be told. */
+  private async plainSizeAt(loc: Location): Promise<number> {
+    try {
+      const st = lstatSync(loc.rawPath);
+      const open = this.files.byInode(st.ino);
+      return open ? await open.content.size() : this.tree.plainSize(st, loc);
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Flushes every open file to disk (the control socket's `flush`, and before unmount), and the journal. */
+  async flush(): Promise<void> {
+    await this.files.syncAll();
+    await this.options.recorder?.flush();
+  }
+
+  /**
+   * Closes every open file. Files still open for writing (a forced unmount) are recorded as far as known: the
+   * recorder gets their final sizes first.
+   */
   async close(): Promise<void> {
+    if (this.options.recorder) {
+      const sizes = await this.files.writerSizes();
+      this.record((r) => r.releaseAll(sizes));
+    }
     await this.files.closeAll();
   }
 }

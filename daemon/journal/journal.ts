@@ -172,6 +172,8 @@ export class SessionJournal {
   private unsynced = false;
   private closing: Promise<void> | null = null;
   private st: JournalStateRecord;
+  /** Path → seq of the last write record appended by this process (see lastWriteSeq). */
+  private readonly lastWrites = new Map<string, number>();
   private readonly flushIntervalMs: number;
   private readonly maxPending: number;
 
@@ -281,9 +283,19 @@ export class SessionJournal {
   // --- recording (synchronous: memory only) -------------------------------------------------------------
 
   write(path: string, info: WriteInfo): number {
-    return info.created
+    const seq = info.created
       ? this.append({ op: 'write', path, hash: info.hash, size: info.size, created: true })
       : this.append({ op: 'write', path, hash: info.hash, size: info.size });
+    this.lastWrites.set(path, seq);
+    return seq;
+  }
+
+  /**
+   * The seq of the last `write` record this process appended for `path` (0: none). A commit running beside
+   * the mount uses it to see that a file changed after the summary it is committing was taken.
+   */
+  lastWriteSeq(path: string): number {
+    return this.lastWrites.get(path) ?? 0;
   }
 
   /** A file, symlink or directory (with everything below it) is gone. */
@@ -455,6 +467,7 @@ export class SessionJournal {
     if (!Number.isSafeInteger(uptoSeq) || uptoSeq < this.st.committedSeq || uptoSeq > this.seqNow) {
       throw new DvfsError('E_USAGE', `cannot mark records up to ${uptoSeq} committed (committed up to ${this.st.committedSeq}, last ${this.seqNow})`, { path: this.dir });
     }
+    for (const [path, seq] of this.lastWrites) if (seq <= uptoSeq) this.lastWrites.delete(path);
     const all = uptoSeq === this.seqNow && this.st.state !== 'open';
     this.st = { ...this.st, committedSeq: uptoSeq, snapshotId, committedAt: new Date().toISOString(), state: all ? 'committed' : this.st.state };
     await this.writeState();

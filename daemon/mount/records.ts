@@ -23,6 +23,8 @@ export interface MountRecord {
   runDir: string;
   readOnly: boolean;
   startedAt: string;
+  /** The session recording this mount's changes (REPO/.dvfs/sessions/<id>); null: none (read-only, bare volume). */
+  session: string | null;
 }
 
 export function stateDir(): string {

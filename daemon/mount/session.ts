@@ -1,6 +1,8 @@
 /**
  * One mount: opens the repository's tree, serves it through FUSE, answers the control socket, records
  * itself in the run directory, and on `unmount`, SIGTERM or SIGINT flushes, unmounts and exits cleanly.
+ * A writable mount of a dvfs repository also runs a session (versioning.ts): its journal records every
+ * change, and the control socket can list (`changes`) and commit them (`commit`).
  */
 import { spawnSync } from 'node:child_process';
 import { DvfsError } from '../errors.js';
@@ -14,6 +16,7 @@ import { openTree } from '../repo/open-tree.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
 import { mountState } from './mountinfo.js';
 import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './records.js';
+import { MountVersioning } from './versioning.js';
 
 /** How long `unmount` waits for in-flight releases before calling the mount busy. */
 const RELEASE_GRACE_MS = 2_000;
@@ -62,11 +65,35 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
   }
   const tree = await openTree(repo, password, logger);
   password.fill(0);
-  const frontend = new Frontend(tree, { readOnly: spec.readOnly, xattr: spec.xattr ?? false, logger, special: specialFiles() });
+  let versioning: MountVersioning | null = null;
+  let noSession: string | null = null;
+  if (spec.readOnly) noSession = 'read-only mount';
+  else if (repo.kind !== 'dvfs') noSession = 'bare volume (not a dvfs repository: it cannot hold snapshots)';
+  if (noSession === null) {
+    try {
+      versioning = await MountVersioning.start(repo, tree, spec.mountpoint, logger);
+    } catch (e) {
+      tree.dispose?.();
+      throw e;
+    }
+  } else {
+    logger.info({ reason: noSession }, 'no session: changes made through this mount are not recorded');
+  }
+  const frontend = new Frontend(tree, {
+    readOnly: spec.readOnly,
+    xattr: spec.xattr ?? false,
+    logger,
+    special: specialFiles(),
+    ...(versioning ? { recorder: versioning.recorder } : {}),
+    // Commit links a repository's working files into its store (also a commit made while it is unmounted).
+    copyOnWrite: repo.kind === 'dvfs',
+  });
   let fuse: MountedFuse;
   try {
     fuse = await mountFuse(spec.mountpoint, frontend.operations(), { readOnly: spec.readOnly, allowOther: spec.allowOther, fsname: `dvfs:${tree.format}` });
   } catch (e) {
+    await versioning?.abandon().catch(() => undefined);
+    tree.dispose?.();
     throw new DvfsError('E_IO', `FUSE mount failed: ${e instanceof Error ? e.message : String(e)}`, { path: spec.mountpoint, hint: 'is /dev/fuse available and the mountpoint an empty directory?' });
   }
   const record: MountRecord = {
@@ -81,11 +108,16 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
     runDir: run.runDir,
     readOnly: spec.readOnly,
     startedAt: new Date().toISOString(),
+    session: versioning?.id ?? null,
   };
   let finished!: () => void;
   const done = new Promise<void>((r) => (finished = r));
   let closing: Promise<void> | null = null;
   let ctl: CtlServer | null = null;
+  const sessionOf = (): MountVersioning => {
+    if (versioning) return versioning;
+    throw new DvfsError('E_UNSUPPORTED', `this mount records no changes (${noSession ?? 'no session'})`);
+  };
 
   const shutdown = (reason: string): Promise<void> => {
     closing ??= (async () => {
@@ -100,7 +132,13 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
       } catch (e) {
         logger.error({ err: e instanceof Error ? e.message : String(e) }, 'FUSE unmount failed');
       }
+      // The frontend's close records what is still open; then the journal can be finished.
       await frontend.close();
+      try {
+        await versioning?.end();
+      } catch (e) {
+        logger.error({ err: e instanceof DvfsError ? e.code : 'error' }, 'finishing the session journal failed (the next commit recovers it)');
+      }
       tree.dispose?.();
       await ctl?.close();
       removeRecord(record);
@@ -116,6 +154,8 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
       await frontend.flush();
       return {};
     },
+    changes: async () => sessionOf().changes(),
+    commit: async (request) => sessionOf().commit(request, { openForWrite: () => frontend.openForWrite(), filesLinked: () => frontend.filesLinked() }),
     unmount: async (request) => {
       // close(2) returns before the kernel's RELEASE reaches us: give just-closed files a moment to drain.
       for (let waited = 0; frontend.files.count > 0 && !request.force && waited < RELEASE_GRACE_MS; waited += 20) {

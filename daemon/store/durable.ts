@@ -41,6 +41,8 @@ export interface AtomicWriteOptions {
   tmpDir?: string;
   /** Mode of the new file; default 0o600. */
   mode?: number;
+  /** fsync the file and its directory (default true); without it the write is atomic but not durable. */
+  sync?: boolean;
 }
 
 /** Writes `data` to `target` atomically and durably (temp + fsync + rename + fsync of the directory). */
@@ -53,13 +55,13 @@ export async function writeFileAtomic(target: string, data: Uint8Array, options:
     try {
       await fh.writeFile(data);
       if (options.mode !== undefined && options.mode !== 0o600) await fh.chmod(options.mode);
-      await fh.sync();
+      if (options.sync !== false) await fh.sync();
     } finally {
       await fh.close();
     }
     await rename(tmp, target);
     renamed = true;
-    await fsyncDir(dirname(target));
+    if (options.sync !== false) await fsyncDir(dirname(target));
   } finally {
     if (!renamed) await rm(tmp, { force: true });
   }

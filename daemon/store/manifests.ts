@@ -88,6 +88,8 @@ export class ManifestStore {
   constructor(
     readonly repoRoot: string,
     manifestKey: Uint8Array,
+    /** fsync every manifest (default). A caller that syncs the filesystem before naming them turns it off. */
+    private readonly durable = true,
   ) {
     if (manifestKey.length !== KEY_BYTES) throw new DvfsError('E_USAGE', `manifest key must be ${KEY_BYTES} bytes`);
     this.dir = join(repoRoot, META_DIR, MANIFESTS_DIR);
@@ -206,7 +208,7 @@ export class ManifestStore {
     sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(sealed.subarray(NONCE_BYTES), plain, manifestAd(kind), null, nonce, this.sealKey);
     await mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
     await mkdir(shardDir(this.dir, id), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.path(id), sealed, { tmpDir: this.tmpDir, mode: 0o444 });
+    await writeFileAtomic(this.path(id), sealed, { tmpDir: this.tmpDir, mode: 0o444, sync: this.durable });
     return id;
   }
 

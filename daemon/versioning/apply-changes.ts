@@ -6,7 +6,7 @@
  * ciphertext is filed under that hash (deduplicated: an id already stored adds nothing).
  */
 import { lstat, readlink } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { isNodeError } from '../errors.js';
 import { applyPlan, STAGE_DIR } from '../journal/apply-plan.js';
 import type { JournalSummary, SummaryEntry } from '../journal/journal.js';
@@ -26,7 +26,7 @@ export interface ApplyCounters {
   objectsAdded: number;
   bytesStored: number;
   objectsLinked: number;
-  /** Changes to files still open for writing, left for the next commit. */
+  /** Changes to files still open for writing (or written during the commit), left for the next commit. */
   leftOpen: number;
   /** Special files (fifos, sockets, devices): not versioned. */
   skipped: number;
@@ -46,7 +46,11 @@ export async function applyChanges(
   v: Versioning,
   index: RepoIndex,
   summary: Pick<JournalSummary, 'entries'>,
-  options: { openForWrite?: ReadonlySet<string>; onProgress?: Progress } = {},
+  options: {
+    /** A running mount: is the file at (opaque, plain) path being written, or written since the summary? */
+    changedNow?: (opaquePath: string, plainPath: string) => boolean;
+    onProgress?: Progress;
+  } = {},
 ): Promise<ApplyResult> {
   const r: ApplyResult = {
     dirty: new Set(['/']),
@@ -62,7 +66,7 @@ export async function applyChanges(
     filesDelta: 0,
     bytesDelta: 0,
   };
-  const open = options.openForWrite ?? new Set<string>();
+  const changedNow = options.changedNow ?? ((): boolean => false);
   const steps = applyPlan(summary as JournalSummary);
   const dirtyPath = (p: string): void => {
     if (!p.startsWith(STAGE_DIR)) markAncestors(r.dirty, p);
@@ -74,9 +78,33 @@ export async function applyChanges(
   };
   const puts = steps.filter((s) => s.op === 'put').length;
   let done = 0;
+  // Consecutive puts are looked up in the index together (one getMany per batch, not one get per entry).
+  let pending: SummaryEntry[] = [];
+  const putPending = async (): Promise<void> => {
+    const batch = pending.filter((e) => !e.path.startsWith(STAGE_DIR) && e.path !== '/');
+    pending = [];
+    if (batch.length === 0) return;
+    const olds = await index.getMany(batch.map((e) => e.path));
+    for (const [i, e] of batch.entries()) {
+      // Synchronous lstat/link inside: measured faster than overlapping them on the thread pool.
+      const op = await entryOp(v, index, e, olds[i], r, changedNow);
+      if (op === LEFT_OPEN) continue;
+      if (op) ops.push(op);
+      dirtyPath(e.path);
+      if (e.kind === 'dir' || (op?.type === 'put' && op.entry.kind === 'dir')) r.dirty.add(e.path);
+      options.onProgress?.(++done, puts);
+    }
+    if (ops.length >= 2000) await flushOps();
+  };
   for (const step of steps) {
+    if (step.op === 'put') {
+      pending.push(step.entry);
+      if (pending.length >= 1000) await putPending();
+      continue;
+    }
+    await putPending();
+    await flushOps();
     if (step.op === 'move') {
-      await flushOps();
       try {
         await index.rename(step.from, step.to);
       } catch (e) {
@@ -84,28 +112,13 @@ export async function applyChanges(
       }
       dirtyPath(step.from);
       dirtyPath(step.to);
-      continue;
-    }
-    if (step.op === 'remove') {
-      await flushOps();
+    } else {
       await subtractSubtree(index, step.path, r);
       await index.remove(step.path);
       dirtyPath(step.path);
-      continue;
     }
-    const e = step.entry;
-    if (e.path.startsWith(STAGE_DIR) || e.path === '/') continue;
-    if (open.has(e.path)) {
-      r.leftOpen++;
-      continue;
-    }
-    const op = await entryOp(v, index, e, r);
-    if (op) ops.push(op);
-    if (ops.length >= 2000) await flushOps();
-    dirtyPath(e.path);
-    if (e.kind === 'dir' || op?.type === 'put' && op.entry.kind === 'dir') r.dirty.add(e.path);
-    options.onProgress?.(++done, puts);
   }
+  await putPending();
   await flushOps();
   // Every directory above a change must be in the index to be listed by its parent: one made without a
   // record (mkdir -p by dvfs put, or behind dvfs's back) is added now; one that is gone is no longer dirty.
@@ -121,12 +134,22 @@ export async function applyChanges(
 }
 
 /** The index operation that records entry `e` as it is on disk now (null: leave the index alone). */
-async function entryOp(v: Versioning, index: RepoIndex, e: SummaryEntry, r: ApplyCounters): Promise<IndexOp | null> {
+/** entryOp's answer for a file open for writing: left for the next commit. */
+const LEFT_OPEN = Symbol('left open');
+
+async function entryOp(
+  v: Versioning,
+  index: RepoIndex,
+  e: SummaryEntry,
+  old: IndexEntry | undefined,
+  r: ApplyCounters,
+  changedNow: (opaquePath: string, plainPath: string) => boolean,
+): Promise<IndexOp | null | typeof LEFT_OPEN> {
   const plain = v.paths.decodePath(e.path);
   const loc = await v.tree.locate(plain);
   let st: Stats;
   try {
-    st = await lstat(loc.rawPath);
+    st = lstatSync(loc.rawPath);
   } catch (err) {
     if (isNodeError(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) {
       // Gone since (a later session removed it): drop it from the index.
@@ -136,7 +159,6 @@ async function entryOp(v: Versioning, index: RepoIndex, e: SummaryEntry, r: Appl
     }
     throw err;
   }
-  const old = await index.get(e.path);
   if (old?.kind === 'file') {
     r.filesDelta--;
     r.bytesDelta -= old.size;
@@ -169,10 +191,18 @@ async function entryOp(v: Versioning, index: RepoIndex, e: SummaryEntry, r: Appl
     r.filesRehashed++;
     r.bytesRehashed += h.bytes;
   }
+  // A running mount's writers are checked here, in the same synchronous stretch as the hard link
+  // (storeWorkingFile links before its first await): a file opened for writing after this check sees the
+  // new link (nlink > 1) and is copied before it changes; one open now, or changed since the summary was
+  // taken (its content may no longer be what `id` names), is left for the next commit.
+  if (changedNow(e.path, plain)) {
+    r.leftOpen++;
+    return LEFT_OPEN;
+  }
   r.filesHashed++;
   r.bytesHashed += size;
-  const added = await v.objects.has(id) ? null : await storeWorkingFile(v, loc, id);
-  if (added?.added) {
+  const added = await storeWorkingFile(v, loc, id, st.size);
+  if (added.added) {
     r.objectsAdded++;
     r.bytesStored += added.bytes;
     if (added.linked) r.objectsLinked++;

@@ -84,6 +84,8 @@ interface ChangeSource {
   lifetime?: { startedAt: string; finishedAt: string | null };
   /** The snapshot the changes were made on (conflicts are checked against what was committed since). */
   base: ObjectId | null;
+  /** The journal the changes come from (a running mount's: writes after `seq` mean a file changed since). */
+  journal?: SessionJournal;
 }
 
 const pexecFile = promisify(execFile);
@@ -118,6 +120,7 @@ export async function commitJournals(v: Versioning, journals: readonly SessionJo
         seq: summary.toSeq,
         lifetime: { startedAt: journal.info.startedAt, finishedAt: journal.stateRecord.finishedAt },
         base: journal.info.baseSnapshot as ObjectId | null,
+        journal,
       });
     }
     const report = sources.length === 0 ? emptyReport(head, label, started) : await commitChanges(v, index, head, sources, request, live, started);
@@ -182,22 +185,27 @@ async function commitChanges(
     for (let i = 0; i < sources.length; i++) await refuseConflicts(v, sources[i] as ChangeSource, head, sources.slice(0, i));
   }
   const parentSnap = head === null ? null : await v.manifests.getSnapshot(head);
-  const openForWrite = new Set([...(live?.openForWrite() ?? [])].map((p) => v.paths.encodePath(p)));
   const dirty = new Set<string>();
   const sum = { filesHashed: 0, bytesHashed: 0, filesRehashed: 0, bytesRehashed: 0, objectsAdded: 0, objectsLinked: 0, bytesStored: 0, leftOpen: 0, skipped: 0, filesDelta: 0, bytesDelta: 0 };
   const counts = { added: 0, changed: 0, renamed: 0, removed: 0 };
   for (const source of sources) {
-    const applied = await applyChanges(v, index, source, { openForWrite, ...(request.onProgress ? { onProgress: request.onProgress } : {}) });
+    const journal = source.journal;
+    const seq = source.seq ?? 0;
+    const changedNow = live
+      ? (opaque: string, plain: string): boolean => live.openForWrite().has(plain) || (journal !== undefined && journal.lastWriteSeq(opaque) > seq)
+      : undefined;
+    const applied = await applyChanges(v, index, source, { ...(changedNow ? { changedNow } : {}), ...(request.onProgress ? { onProgress: request.onProgress } : {}) });
     for (const d of applied.dirty) dirty.add(d);
     for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += applied[k];
     for (const k of Object.keys(counts) as (keyof typeof counts)[]) counts[k] += source.counts[k];
   }
+  // Linked working files are in the store now: open files must copy-on-write before their next change.
+  live?.filesLinked();
   const { root, trees } = await buildTrees(v, index, dirty);
   const hashed = { filesHashed: sum.filesHashed, bytesHashed: sum.bytesHashed, filesRehashed: sum.filesRehashed, bytesRehashed: sum.bytesRehashed, leftOpen: sum.leftOpen };
   if (parentSnap !== null && root === parentSnap.tree) {
     // Changes that cancel out (a file written back to what it was): no new snapshot.
     await index.setSnapshot(head as ObjectId);
-    live?.filesLinked();
     return { ...emptyReport(head, label, started), ...hashed };
   }
   const stats: SnapshotStats = {
@@ -224,8 +232,6 @@ async function commitChanges(
   );
   if (marks.length > 0) snapshot.sessions = marks;
   const id = await v.manifests.putSnapshot(snapshot);
-  // Linked working files are in the store now: open files must copy-on-write before their next change.
-  live?.filesLinked();
   await syncfs(v.repo.root);
   await index.setSnapshot(id);
   await writeHead(v.repo.root, id);

@@ -49,8 +49,9 @@ export function openVersioning(repo: Repository, tree: CryptoTree, options: { fs
     secret.fill(0);
   }
   const paths = new PathCipher(keys.paths);
-  const manifests = new ManifestStore(repo.root, keys.manifest);
-  // Commit makes the store durable with one syncfs before HEAD moves (commit.ts), not an fsync per object.
+  // Commit makes the store durable with one syncfs before HEAD moves (commit.ts), not an fsync per object
+  // and manifest: until HEAD names them, nothing depends on them.
+  const manifests = new ManifestStore(repo.root, keys.manifest, options.fsync ?? false);
   const objects = new ObjectStore(repo.root, { fsync: options.fsync ?? false });
   const metaDir = join(repo.root, META_DIR);
   return {

@@ -39,10 +39,19 @@ export async function hashWorkingFile(v: Versioning, loc: Location): Promise<{ i
   }
 }
 
-/** Files the working file at `loc` (plaintext id `id`) in the object store; see the module comment. */
-export async function storeWorkingFile(v: Versioning, loc: Location, id: ObjectId): Promise<AddResult> {
+/**
+ * Files the working file at `loc` (plaintext id `id`, `rawSize` ciphertext bytes) in the object store; see
+ * the module comment. An id already stored adds nothing.
+ */
+export async function storeWorkingFile(v: Versioning, loc: Location, id: ObjectId, rawSize: number): Promise<AddResult> {
   const bound = v.tree.pathBoundHeader;
-  if (!bound) return v.objects.addByLink(id, loc.rawPath);
+  if (!bound) {
+    const linked = v.objects.linkInSync(id, loc.rawPath);
+    if (linked === 'added') return { added: true, bytes: rawSize, linked: true };
+    if (linked === 'exists') return { added: false, bytes: 0, linked: false };
+    return v.objects.addByCopy(id, loc.rawPath);
+  }
+  if (await v.objects.has(id)) return { added: false, bytes: 0, linked: false };
   const result = await v.objects.addByCopy(id, loc.rawPath, (header) => bound.toStore(loc, header), { headerBytes: bound.bytes });
   await freeze(v, loc.rawPath);
   return result;

@@ -6,10 +6,10 @@ import { SessionJournal } from '../../daemon/journal/journal.js';
 import { ChangeRecorder } from '../../daemon/journal/recorder.js';
 import { sha256, sha256Stream, tempDir } from './helpers.js';
 
-async function setup(t: Test): Promise<ChangeRecorder> {
+async function setup(t: Test, encodePath: (p: string) => string = (p) => p): Promise<ChangeRecorder> {
   const j = await SessionJournal.create(join(await tempDir(t, 'recorder'), 'j'), { sessionId: 's', repoId: 'r', mountpoint: '/m', startedAt: '', baseSnapshot: null, host: 'h', pid: 1 });
   t.teardown(() => j.close());
-  return new ChangeRecorder(j, sha256Stream);
+  return new ChangeRecorder(j, sha256Stream, encodePath);
 }
 
 const summaryOf = async (rec: ChangeRecorder): Promise<string[]> =>
@@ -128,4 +128,38 @@ t.test('releaseAll at unmount records what is still open', async (t) => {
   t.equal(rec.openFiles, 0);
   await rec.flush();
   t.same(await summaryOf(rec), ['changed /other dirty', `added /open-at-unmount ${sha256(Buffer.from('abc')).slice(0, 8)}`].sort());
+});
+
+t.test('every path given to the journal goes through the encoder; open files are followed by plaintext path', async (t) => {
+  // A reversible stand-in for the opaque-path cipher: each component reversed and tagged.
+  const encode = (p: string): string => p.split('/').map((c) => (c === '' ? c : `E${[...c].reverse().join('')}`)).join('/') || '/';
+  const seen: string[] = [];
+  const rec = await setup(t, (p) => {
+    seen.push(p);
+    return encode(p);
+  });
+  rec.mkdir('/dir');
+  rec.created(1, '/dir/file');
+  rec.write(1, 0, Buffer.from('abc'));
+  rec.renamed('/dir', '/moved', false);
+  rec.write(1, 3, Buffer.from('def'));
+  rec.releasedWrite(1, 6);
+  rec.symlink('/moved/link');
+  rec.meta('/moved/link');
+  rec.truncated(null, '/other', 0);
+  rec.linked('/moved/hard', 6);
+  rec.mknodFile('/moved/empty');
+  rec.special('/moved/fifo');
+  rec.unlinked('/moved/empty');
+  rec.rmdir('/gone');
+  await rec.flush();
+  const stored: string[] = [];
+  for await (const r of rec.journal.records()) stored.push(...('path' in r ? [r.path] : [r.from, r.to]));
+  t.ok(stored.length >= 12, 'records were written');
+  t.same(stored.filter((p) => !p.split('/').every((c) => c === '' || c.startsWith('E'))), [], 'no stored path has a component that skipped the encoder');
+  t.ok(stored.includes(encode('/moved/file')), 'the final hash of the open file is recorded at its encoded path after the rename');
+  t.equal(stored.filter((p) => p === encode('/dir/file')).length, 1, 'only the create record names the path it had before the rename');
+  t.ok(seen.every((p) => p.startsWith('/')), 'the encoder is given plaintext paths as FUSE spells them');
+  const summary = (await rec.journal.summary()).entries.map((e) => `${e.status} ${e.path}`);
+  t.ok(summary.includes(`added ${encode('/moved/file')}`), 'the summary is in encoded paths too');
 });
