@@ -9,7 +9,7 @@ import { printJson } from '../format.js';
 import { positional } from '../open.js';
 import { PASSWORD_OPTION, requirePassword } from '../password.js';
 
-const usage = 'dvfs mount REPO MOUNTPOINT [--password-file FILE] [--foreground] [--allow-other] [--read-only] [--xattr]';
+const usage = 'dvfs mount REPO MOUNTPOINT [--password-file FILE] [--foreground] [--allow-other] [--read-only] [--xattr] [--snapshot ID]';
 
 export const mountCommand: Command = {
   name: 'mount',
@@ -24,6 +24,7 @@ export const mountCommand: Command = {
     { name: 'foreground', type: 'boolean', description: 'run the daemon in this process (logs on the terminal; Ctrl-C unmounts)' },
     { name: 'allow-other', type: 'boolean', description: 'let other users access the mount (FUSE allow_other)' },
     { name: 'read-only', type: 'boolean', description: 'mount read-only' },
+    { name: 'snapshot', type: 'string', value: 'ID', description: 'serve an old snapshot (id, 4+ hex prefix, HEAD~N) read-only instead of the working tree' },
     { name: 'xattr', type: 'boolean', description: 'serve extended attributes (passed through to the ciphertext); costs a daemon round trip per write and two per ls -l entry' },
   ],
   async run(ctx) {
@@ -45,6 +46,8 @@ export const mountCommand: Command = {
       allowOther: ctx.args.flags.has('allow-other'),
       xattr: ctx.args.flags.has('xattr'),
     };
+    const snapshot = ctx.args.strings.get('snapshot')?.[0];
+    if (snapshot !== undefined) spec.snapshot = snapshot;
     if (ctx.args.flags.has('foreground')) {
       const prepared = await prepareSession(spec);
       const logger = createLogger({ pretty: true, name: 'dvfs-mount', ...(process.stdout.isTTY ? {} : { file: prepared.run.log }) });

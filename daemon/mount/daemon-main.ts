@@ -30,7 +30,14 @@ async function main(): Promise<void> {
   const request = JSON.parse(await readStdin()) as LaunchRequest;
   const password = Buffer.from(request.password, 'base64');
   request.password = '';
-  const spec: SessionSpec = { repo: request.repo, mountpoint: request.mountpoint, readOnly: request.readOnly, allowOther: request.allowOther, xattr: request.xattr ?? false };
+  const spec: SessionSpec = {
+    repo: request.repo,
+    mountpoint: request.mountpoint,
+    readOnly: request.readOnly,
+    allowOther: request.allowOther,
+    xattr: request.xattr ?? false,
+    ...(request.snapshot === undefined ? {} : { snapshot: request.snapshot }),
+  };
   const prepared = await prepareSession(spec);
   const logger = createLogger({ file: prepared.run.log, name: 'dvfs-mount' });
   process.on('uncaughtException', (e) => logger.error({ err: e.message, stack: e.stack }, 'uncaught exception (daemon keeps serving)'));

@@ -25,6 +25,8 @@ export interface MountRecord {
   startedAt: string;
   /** The session recording this mount's changes (REPO/.dvfs/sessions/<id>); null: none (read-only, bare volume). */
   session: string | null;
+  /** The snapshot served read-only (dvfs mount --snapshot); null: the working tree. */
+  snapshot?: string | null;
 }
 
 export function stateDir(): string {

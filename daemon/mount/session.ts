@@ -17,6 +17,12 @@ import { locateRepository, type Repository } from '../repo/repository.js';
 import { mountState } from './mountinfo.js';
 import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './records.js';
 import { MountVersioning } from './versioning.js';
+import { rm } from 'node:fs/promises';
+import { readHead } from '../store/refs.js';
+import { openVersioning, requireVersionedRepo } from '../versioning/context.js';
+import { resolveSnapshot } from '../versioning/snapshot-walk.js';
+import { createSnapshotView } from '../versioning/snapshot-view.js';
+import type { CryptoTree } from '../vfs/crypto-tree.js';
 
 /** How long `unmount` waits for in-flight releases before calling the mount busy. */
 const RELEASE_GRACE_MS = 2_000;
@@ -28,6 +34,8 @@ export interface SessionSpec {
   allowOther: boolean;
   /** Pass extended attributes through (default false: see FrontendOptions.xattr). */
   xattr?: boolean;
+  /** Serve this snapshot (id, prefix, HEAD~N) read-only instead of the working tree. */
+  snapshot?: string;
 }
 
 export interface Session {
@@ -55,6 +63,20 @@ export function disableCoreDumps(): string | null {
   return r.status === 0 ? null : `prlimit exited with ${r.status}`;
 }
 
+/** Assembles the read-only view of snapshot `ref` (see versioning/snapshot-view.ts). */
+async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
+  requireVersionedRepo(repo);
+  const v = openVersioning(repo, workingTree);
+  try {
+    const { id } = await resolveSnapshot(v.manifests, await readHead(repo.root), ref);
+    const view = await createSnapshotView(v, id, (root) => openTree({ ...repo, tree: root, encfsRoot: repo.format === 'encfs' ? root : null }, password, logger));
+    logger.info({ snapshot: id }, 'serving a snapshot read-only');
+    return { ...view, id };
+  } finally {
+    v.close();
+  }
+}
+
 export async function startSession(spec: SessionSpec, password: Buffer, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
   const { repo, run } = prepared;
   const coreProblem = disableCoreDumps();
@@ -63,11 +85,21 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
   if (state !== 'not-mounted') {
     throw new DvfsError('E_EXISTS', `something is already mounted here (${state})`, { path: spec.mountpoint, hint: 'dvfs umount it first' });
   }
-  const tree = await openTree(repo, password, logger);
+  const workingTree = await openTree(repo, password, logger);
+  let view: { tree: CryptoTree; dir: string; id: string } | null = null;
+  if (spec.snapshot !== undefined) {
+    try {
+      view = await openView(repo, workingTree, spec.snapshot, password, logger);
+    } finally {
+      workingTree.dispose?.();
+    }
+  }
   password.fill(0);
+  const tree = view?.tree ?? workingTree;
   let versioning: MountVersioning | null = null;
   let noSession: string | null = null;
-  if (spec.readOnly) noSession = 'read-only mount';
+  if (view) noSession = `snapshot view ${view.id.slice(0, 12)}`;
+  else if (spec.readOnly) noSession = 'read-only mount';
   else if (repo.kind !== 'dvfs') noSession = 'bare volume (not a dvfs repository: it cannot hold snapshots)';
   if (noSession === null) {
     try {
@@ -80,7 +112,7 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
     logger.info({ reason: noSession }, 'no session: changes made through this mount are not recorded');
   }
   const frontend = new Frontend(tree, {
-    readOnly: spec.readOnly,
+    readOnly: spec.readOnly || view !== null,
     xattr: spec.xattr ?? false,
     logger,
     special: specialFiles(),
@@ -90,10 +122,11 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
   });
   let fuse: MountedFuse;
   try {
-    fuse = await mountFuse(spec.mountpoint, frontend.operations(), { readOnly: spec.readOnly, allowOther: spec.allowOther, fsname: `dvfs:${tree.format}` });
+    fuse = await mountFuse(spec.mountpoint, frontend.operations(), { readOnly: spec.readOnly || view !== null, allowOther: spec.allowOther, fsname: `dvfs:${tree.format}` });
   } catch (e) {
     await versioning?.abandon().catch(() => undefined);
     tree.dispose?.();
+    if (view) await rm(view.dir, { recursive: true, force: true });
     throw new DvfsError('E_IO', `FUSE mount failed: ${e instanceof Error ? e.message : String(e)}`, { path: spec.mountpoint, hint: 'is /dev/fuse available and the mountpoint an empty directory?' });
   }
   const record: MountRecord = {
@@ -106,9 +139,10 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
     socket: run.socket,
     log: run.log,
     runDir: run.runDir,
-    readOnly: spec.readOnly,
+    readOnly: spec.readOnly || view !== null,
     startedAt: new Date().toISOString(),
     session: versioning?.id ?? null,
+    snapshot: view?.id ?? null,
   };
   let finished!: () => void;
   const done = new Promise<void>((r) => (finished = r));
@@ -140,6 +174,7 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
         logger.error({ err: e instanceof DvfsError ? e.code : 'error' }, 'finishing the session journal failed (the next commit recovers it)');
       }
       tree.dispose?.();
+      if (view) await rm(view.dir, { recursive: true, force: true }).catch(() => undefined);
       await ctl?.close();
       removeRecord(record);
       logger.info({ mountpoint: spec.mountpoint, ...frontend.stats() }, 'unmounted');

@@ -158,3 +158,36 @@ t.test('concurrent sessions: disjoint paths commit into one history, overlapping
   t.equal(after.status, 0, 'nothing left over after unmounting');
   t.equal((JSON.parse(after.out) as Report).nothingToCommit, true);
 });
+
+for (const preset of ['standard', 'paranoia'] as const) {
+  t.test(`mount --snapshot serves an old snapshot read-only (${preset})`, { skip: skip ?? false }, async (t) => {
+    const m = quickMount(t, preset, { label: `verview${preset}` });
+    mkdirSync(join(m.mnt, 'd'));
+    writeFileSync(join(m.mnt, 'd', 'f.txt'), 'version one');
+    writeFileSync(join(m.mnt, 'keep.bin'), Buffer.alloc(70_000, 7));
+    report(t, m.ws.cli(['commit', m.repo, '-m', 'one', '--json']), 'commit one');
+    writeFileSync(join(m.mnt, 'd', 'f.txt'), 'version two');
+    writeFileSync(join(m.mnt, 'new.txt'), 'only in two');
+    report(t, m.ws.cli(['commit', m.repo, '-m', 'two', '--json']), 'commit two');
+    const viewMnt = join(m.ws.dir, 'view');
+    mkdirSync(viewMnt);
+    const r = m.ws.cli(['mount', m.repo, viewMnt, '--snapshot', 'HEAD~1', '--json']);
+    t.equal(r.status, 0, `mount --snapshot (${r.stderr.trim()})`);
+    const rec = JSON.parse(r.out) as { snapshot: string; readOnly: boolean; session: string | null };
+    t.equal(rec.readOnly, true, 'read-only');
+    t.equal(rec.session, null, 'no session');
+    t.equal(readFileSync(join(viewMnt, 'd', 'f.txt'), 'utf8'), 'version one', 'the old version');
+    t.equal(readFileSync(join(viewMnt, 'keep.bin')).length, 70_000);
+    t.same(readdirSync(viewMnt).sort(), ['d', 'keep.bin'], 'exactly what the snapshot holds');
+    t.throws(() => writeFileSync(join(viewMnt, 'x'), 'no'), /EROFS|read-only/, 'writes are refused');
+    t.equal(readFileSync(join(m.mnt, 'd', 'f.txt'), 'utf8'), 'version two', 'the working mount is unaffected');
+    const u = m.ws.cli(['umount', viewMnt]);
+    t.equal(u.status, 0, 'umount of the view');
+    await new Promise((res) => setTimeout(res, 300));
+    const views = join(m.repo, '.dvfs', 'views');
+    t.same(readdirSync(views), [], 'the view is deleted at unmount');
+    await m.umount();
+    const v = m.ws.cli(['verify', m.repo, '--full']);
+    t.equal(v.status, 0, `objects intact (${v.out.trim()})`);
+  });
+}
