@@ -1,10 +1,8 @@
 /** Opening the repository or EncFS volume a command names, with the password the user gave. */
 import { DvfsError } from '../daemon/errors.js';
-import { silentLogger } from '../daemon/log.js';
-import { openTree } from '../daemon/repo/open-tree.js';
-import { locateRepository, type Repository } from '../daemon/repo/repository.js';
+import type { Repository } from '../daemon/repo/repository.js';
 import type { CryptoTree } from '../daemon/vfs/crypto-tree.js';
-import { PlainView } from '../daemon/vfs/plain-view.js';
+import type { PlainView } from '../daemon/vfs/plain-view.js';
 import type { OptionSpec } from './args.js';
 import type { CommandContext } from './command.js';
 import { PASSWORD_OPTION, requirePassword } from './password.js';
@@ -34,6 +32,13 @@ export interface OpenedRepo {
 
 /** Locates the repository, reads the password and opens its tree (any format) with a plaintext view. */
 export async function openRepoView(ctx: CommandContext, repoPath: string): Promise<OpenedRepo> {
+  // The format stacks load only here: commands that never open a tree start faster without them.
+  const [{ locateRepository }, { openTree }, { PlainView }, { silentLogger }] = await Promise.all([
+    import('../daemon/repo/repository.js'),
+    import('../daemon/repo/open-tree.js'),
+    import('../daemon/vfs/plain-view.js'),
+    import('../daemon/log.js'),
+  ]);
   const repo = await locateRepository(repoPath);
   const password = await requirePassword(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;

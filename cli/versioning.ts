@@ -1,16 +1,33 @@
 /** What the versioning commands share: finding the repository, its live mounts, and opening its store. */
 import { DvfsError } from '../daemon/errors.js';
-import { silentLogger } from '../daemon/log.js';
 import { listSessions, type SessionListing } from '../daemon/journal/sessions.js';
 import { findRecord, type MountRecord } from '../daemon/mount/records.js';
 import { processAlive } from '../daemon/mount/mountinfo.js';
-import { openTree } from '../daemon/repo/open-tree.js';
-import { locateRepository, type Repository } from '../daemon/repo/repository.js';
-import { openVersioning, requireVersionedRepo, type Versioning } from '../daemon/versioning/context.js';
+import type { Repository } from '../daemon/repo/repository.js';
+import type { Versioning } from '../daemon/versioning/context.js';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { META_DIR, META_FILE, REPO_FORMAT } from '../daemon/repo/layout.js';
+import type { RepoMeta } from '../daemon/repo/repository.js';
 import type { CommandContext } from './command.js';
 import { requirePassword } from './password.js';
 
+/**
+ * The dvfs repository at `path`. Reads `.dvfs/repo.json` itself (no format code loaded: a commit that only
+ * talks to a running daemon must start fast); anything else goes through locateRepository's full checks.
+ */
 export async function versionedRepo(path: string): Promise<Repository> {
+  const root = resolve(path);
+  try {
+    const meta = JSON.parse(await readFile(join(root, META_DIR, META_FILE), 'utf8')) as RepoMeta;
+    if (meta.format === REPO_FORMAT && typeof meta.tree === 'string' && (meta.mode === 'encfs' || meta.mode === 'native')) {
+      const tree = join(root, meta.tree);
+      return { kind: 'dvfs', root, format: meta.mode, tree, encfsRoot: meta.mode === 'encfs' ? tree : null, meta };
+    }
+  } catch {
+    // fall through to the full checks and their messages
+  }
+  const [{ locateRepository }, { requireVersionedRepo }] = await Promise.all([import('../daemon/repo/repository.js'), import('../daemon/versioning/context.js')]);
   const repo = await locateRepository(path);
   requireVersionedRepo(repo);
   return repo;
@@ -20,6 +37,11 @@ export async function versionedRepo(path: string): Promise<Repository> {
 export async function openStore(ctx: CommandContext, repo: Repository): Promise<Versioning> {
   const password = await requirePassword(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
+  const [{ openTree }, { silentLogger }, { openVersioning }] = await Promise.all([
+    import('../daemon/repo/open-tree.js'),
+    import('../daemon/log.js'),
+    import('../daemon/versioning/context.js'),
+  ]);
   const tree = await openTree(repo, password, silentLogger(), codec === undefined ? {} : { codec });
   const v = openVersioning(repo, tree);
   const close = v.close;

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ctlRequest } from '../../daemon/ctl/client.js';
 import { DvfsError } from '../../daemon/errors.js';
 import { readHead } from '../../daemon/store/refs.js';
-import { checkProvenance, type Provenance } from '../../daemon/store/manifest-schema.js';
+import type { Provenance } from '../../daemon/store/manifest-schema.js';
 import type { CommitReport, CommitRequest } from '../../daemon/versioning/commit.js';
 import type { Versioning } from '../../daemon/versioning/context.js';
 import type { Command, CommandContext } from '../command.js';
@@ -32,6 +32,7 @@ async function readProvenance(file: string | undefined): Promise<Provenance> {
   } catch (e) {
     throw new DvfsError('E_USAGE', `cannot read provenance: ${(e as Error).message}`, { path: file, hint: 'give a JSON object like {"command":["python","train.py"],"image":"..."}' });
   }
+  const { checkProvenance } = await import('../../daemon/store/manifest-schema.js');
   try {
     return checkProvenance({ ...fromEnv, ...(value as object) });
   } catch (e) {

@@ -12,7 +12,8 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DvfsError, isNodeError } from '../errors.js';
-import { SessionJournal, type JournalOptions, type JournalState, type SessionMeta } from './journal.js';
+// Listing sessions must stay cheap (dvfs commit / status start with it): LevelDB loads only to open a journal.
+import type { SessionJournal, JournalOptions, JournalState, SessionMeta } from './journal.js';
 
 export const SESSIONS_DIR = 'sessions';
 export const SESSION_FILE = 'session.json';
@@ -99,6 +100,7 @@ export async function createSession(repoRoot: string, spec: NewSession, options:
     host: spec.host ?? hostname(),
     pid: spec.pid ?? process.pid,
   };
+  const { SessionJournal } = await import('./journal.js');
   const journal = await SessionJournal.create(join(dir, JOURNAL_DIR), meta, options);
   const info = infoOf(journal);
   await writeJsonAtomic(join(dir, SESSION_FILE), info);
@@ -187,6 +189,7 @@ export async function pendingSessions(repoRoot: string): Promise<SessionListing[
  */
 export async function recoverSession(listing: SessionListing, options: JournalOptions = {}): Promise<SessionJournal> {
   if (!listing.orphaned) throw new DvfsError('E_USAGE', 'not an orphaned session', { path: listing.dir });
+  const { SessionJournal } = await import('./journal.js');
   const journal = await SessionJournal.open(listing.journalDir, options);
   try {
     await journal.finish();

@@ -13,10 +13,9 @@ import { EncfsVolume, type OpenOptions } from '../encfs/volume.js';
 import { NATIVE_CONFIG_FILE, type NativeParams } from '../native/config.js';
 import { createNativeVolume } from '../native/tree.js';
 
-export const META_DIR = '.dvfs';
-export const META_FILE = 'repo.json';
-export const TREE_DIR = 'tree';
-export const REPO_FORMAT = 1;
+import { META_DIR, META_FILE, TREE_DIR, REPO_FORMAT } from './layout.js';
+
+export { META_DIR, META_FILE, TREE_DIR, REPO_FORMAT } from './layout.js';
 
 export type RepoMode = 'encfs' | 'native';
 

@@ -8,24 +8,9 @@
 import sodium from 'sodium-native';
 import { DvfsError } from '../errors.js';
 
-declare const objectIdBrand: unique symbol;
+import { OBJECT_ID_BYTES, type ObjectId } from './object-id.js';
 
-/** 64 lowercase hex characters (32 bytes). Make one with hashBuffer, ContentHasher, or toObjectId. */
-export type ObjectId = string & { readonly [objectIdBrand]: true };
-
-export const OBJECT_ID_BYTES = 32;
-export const OBJECT_ID_CHARS = 2 * OBJECT_ID_BYTES;
-const OBJECT_ID_RE = /^[0-9a-f]{64}$/;
-
-export function isObjectId(s: unknown): s is ObjectId {
-  return typeof s === 'string' && OBJECT_ID_RE.test(s);
-}
-
-/** Checks and brands a string (E_USAGE when it is not an object id). */
-export function toObjectId(s: string): ObjectId {
-  if (!isObjectId(s)) throw new DvfsError('E_USAGE', `not an object id (64 lowercase hex characters): ${JSON.stringify(s.slice(0, 80))}`);
-  return s;
-}
+export { isObjectId, toObjectId, OBJECT_ID_BYTES, OBJECT_ID_CHARS, type ObjectId } from './object-id.js';
 
 function checkKey(key: Uint8Array): void {
   if (key.length < sodium.crypto_generichash_KEYBYTES_MIN || key.length > sodium.crypto_generichash_KEYBYTES_MAX) {

@@ -25,7 +25,7 @@ import { hashBuffer, type ObjectId } from './content-hash.js';
 import { writeFileAtomic } from './durable.js';
 import {
   checkSnapshot,
-  checkTree,
+  checkedTree,
   decodeManifest,
   encodeSnapshot,
   encodeTree,
@@ -115,7 +115,7 @@ export class ManifestStore {
 
   /** The id a tree would get, without storing it. */
   treeId(tree: Tree): ObjectId {
-    return this.idOf(encodeTree(this.checked(() => checkTree(tree))));
+    return this.idOf(encodeTree(this.checked(() => checkedTree(tree))));
   }
 
   /** The id a snapshot would get, without storing it. */
@@ -125,7 +125,7 @@ export class ManifestStore {
 
   /** Stores a tree (entries sorted bytewise and unique, see makeTree); returns its id. */
   async putTree(tree: Tree): Promise<ObjectId> {
-    return this.put('tree', encodeTree(this.checked(() => checkTree(tree))));
+    return this.put('tree', encodeTree(this.checked(() => checkedTree(tree))));
   }
 
   async putSnapshot(s: Snapshot): Promise<ObjectId> {

@@ -9,8 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IntegrityError, isNodeError } from '../errors.js';
-import { META_DIR } from '../repo/repository.js';
-import { isObjectId, type ObjectId } from './content-hash.js';
+import { META_DIR } from '../repo/layout.js';
+import { isObjectId, type ObjectId } from './object-id.js';
 import { writeFileAtomic } from './durable.js';
 import type { ManifestStore, Snapshot } from './manifests.js';
 

@@ -72,6 +72,8 @@ export interface CommitReport {
   leftOpen: number;
   skipped: number;
   seconds: number;
+  /** Where the time went, in seconds: summary (reading journals, index recovery), apply (index and store), trees, snapshot (manifest, sync, HEAD). */
+  phases?: { summary: number; apply: number; trees: number; snapshot: number };
 }
 
 /** One set of changes to commit. */
@@ -181,6 +183,7 @@ async function commitChanges(
   started: number,
 ): Promise<CommitReport> {
   const label = sources.map((s) => s.session).filter((s) => s !== null).join(',') || null;
+  const t0 = performance.now();
   if (!request.force) {
     for (let i = 0; i < sources.length; i++) await refuseConflicts(v, sources[i] as ChangeSource, head, sources.slice(0, i));
   }
@@ -201,7 +204,9 @@ async function commitChanges(
   }
   // Linked working files are in the store now: open files must copy-on-write before their next change.
   live?.filesLinked();
+  const t1 = performance.now();
   const { root, trees } = await buildTrees(v, index, dirty);
+  const t2 = performance.now();
   const hashed = { filesHashed: sum.filesHashed, bytesHashed: sum.bytesHashed, filesRehashed: sum.filesRehashed, bytesRehashed: sum.bytesRehashed, leftOpen: sum.leftOpen };
   if (parentSnap !== null && root === parentSnap.tree) {
     // Changes that cancel out (a file written back to what it was): no new snapshot.
@@ -250,6 +255,7 @@ async function commitChanges(
     trees,
     skipped: sum.skipped,
     seconds: (performance.now() - started) / 1000,
+    phases: { summary: (t0 - started) / 1000, apply: (t1 - t0) / 1000, trees: (t2 - t1) / 1000, snapshot: (performance.now() - t2) / 1000 },
   };
 }
 

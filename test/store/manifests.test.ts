@@ -266,3 +266,18 @@ t.test('writing malformed manifests is a usage error', async (t) => {
   for await (const _ of repo.manifests.ids()) count++;
   t.equal(count, 0, 'nothing was stored');
 });
+
+t.test('the direct tree encoder writes exactly the canonical JSON', async (t) => {
+  const { encodeTree, encodeTreeGeneric } = await import('../../daemon/store/manifest-schema.js');
+  const names = ['a', 'Z', 'é', '日本', 'quote"back\\slash', 'tab\there', 'ctl\u0001', '\u2028sep', 'emoji 🚀', '-0'];
+  const entries: TreeEntry[] = [];
+  names.forEach((name, i) => {
+    const kind = i % 3;
+    if (kind === 0) entries.push({ type: 'file', name, mode: 0o644, size: i * 1000, mtimeMs: 1_700_000_000_123.456 + i, object: ID_A });
+    else if (kind === 1) entries.push({ type: 'dir', name, mode: 0o755, mtimeMs: -0, tree: ID_B });
+    else entries.push({ type: 'symlink', name, mode: 0o777, mtimeMs: 1e-7, target: `../t "${name}"` });
+  });
+  const tree = makeTree(entries);
+  t.equal(encodeTree(tree), encodeTreeGeneric(tree), 'same bytes');
+  t.equal(encodeTree(makeTree([])), encodeTreeGeneric(makeTree([])), 'empty tree too');
+});
