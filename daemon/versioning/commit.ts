@@ -26,6 +26,7 @@ import { bringIndexToHead } from './index-recovery.js';
 import { rescanChanges } from './rescan.js';
 import { SnapshotReader } from './snapshot-walk.js';
 import { buildTrees } from './tree-builder.js';
+import { failpoint } from './failpoint.js';
 
 export interface CommitRequest {
   message?: string;
@@ -128,7 +129,12 @@ export async function commitJournals(v: Versioning, journals: readonly SessionJo
     const report = sources.length === 0 ? emptyReport(head, label, started) : await commitChanges(v, index, head, sources, request, live, started);
     // Records that changed nothing (or only cancelled out) are done too, once a snapshot exists to name.
     const snapshot = report.snapshot ?? head;
-    if (snapshot !== null) for (const m of marks) await m.journal.markCommitted(m.seq, snapshot);
+    if (snapshot !== null) {
+      for (const [i, m] of marks.entries()) {
+        if (i > 0) failpoint('commit:between-journal-marks');
+        await m.journal.markCommitted(m.seq, snapshot);
+      }
+    }
     return report;
   });
 }
@@ -205,6 +211,7 @@ async function commitChanges(
   // Linked working files are in the store now: open files must copy-on-write before their next change.
   live?.filesLinked();
   const t1 = performance.now();
+  failpoint('commit:after-apply');
   const { root, trees } = await buildTrees(v, index, dirty);
   const t2 = performance.now();
   const hashed = { filesHashed: sum.filesHashed, bytesHashed: sum.bytesHashed, filesRehashed: sum.filesRehashed, bytesRehashed: sum.bytesRehashed, leftOpen: sum.leftOpen };
@@ -237,9 +244,12 @@ async function commitChanges(
   );
   if (marks.length > 0) snapshot.sessions = marks;
   const id = await v.manifests.putSnapshot(snapshot);
+  failpoint('commit:after-snapshot');
   await syncfs(v.repo.root);
   await index.setSnapshot(id);
+  failpoint('commit:after-index');
   await writeHead(v.repo.root, id);
+  failpoint('commit:after-head');
   return {
     snapshot: id,
     parent: head,

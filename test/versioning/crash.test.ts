@@ -1,7 +1,7 @@
 // kill -9 in the middle of `dvfs commit`, at random moments over many seeds: the repository stays consistent
 // (verify --full passes, HEAD is the old or the new snapshot, never something else), the previous snapshot
 // is intact, and re-running commit completes with exactly the snapshot an uninterrupted commit makes.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,8 +37,10 @@ t.test('commit survives kill -9 at random points', async (t) => {
   ok(run(['put', template, src1, '/one']), 'put one');
   ok(run(['commit', template, '-m', 'base']), 'base commit');
   const base = await head(template);
-  // An ended session with 300 new files (and a directory), to be committed under fire.
+  // Two ended sessions (300 new files and a directory; one more file), committed together under fire.
   ok(run(['put', template, src2, '/two']), 'put two');
+  await writeFile(join(dir, 'three'), 'the third session');
+  ok(run(['put', template, join(dir, 'three'), '/three.txt']), 'put three');
 
   // The reference: an uninterrupted commit of a copy.
   const copy = (to: string): void => {
@@ -50,9 +52,37 @@ t.test('commit survives kill -9 at random points', async (t) => {
   const started = Date.now();
   const refReport = JSON.parse(ok(run(['commit', ref, '-m', 'under fire', '--json']), 'reference commit').out) as { snapshot: string; files: number };
   const duration = Date.now() - started;
-  t.equal(refReport.files, 450, 'reference snapshot holds every file');
+  t.equal(refReport.files, 451, 'reference snapshot holds every file');
   const refTree = (JSON.parse(run(['show', ref, 'HEAD', '--json']).out) as { tree: string }).tree;
   t.comment(`an uninterrupted commit takes ${duration} ms (process start included)`);
+
+  // Every window of a commit, hit exactly (DVFS_FAILPOINT makes the process SIGKILL itself there).
+  const check = async (t: Test, work: string, what: string): Promise<void> => {
+    const v = run(['verify', work, '--full']);
+    t.equal(v.status, 0, `${what}: verify --full passes after the crash (${v.stderr.trim()}${v.out.trim()})`);
+    const again = run(['commit', work, '-m', 'under fire', '--json']);
+    t.equal(again.status, 0, `${what}: re-running commit completes (${again.stderr.trim()})`);
+    const snap = JSON.parse(run(['show', work, 'HEAD', '--json']).out) as { tree: string; parents: string[] };
+    t.equal(snap.tree, refTree, `${what}: the result equals an uninterrupted commit`);
+    t.same(snap.parents, [base], `${what}: the previous snapshot is its parent (one new snapshot, not two)`);
+    const baseFiles = (JSON.parse(run(['show', work, base, '--json']).out) as { stats: { files: number } }).stats.files;
+    t.equal(baseFiles, 150, `${what}: the previous snapshot is intact`);
+    const after = JSON.parse(run(['commit', work, '--json']).out) as { nothingToCommit: boolean };
+    t.equal(after.nothingToCommit, true, `${what}: nothing left to commit`);
+    const sessions = run(['status', work, '--json']);
+    t.same((JSON.parse(sessions.out) as { sessions: unknown[] }).sessions, [], `${what}: no session left uncommitted`);
+  };
+  for (const point of ['commit:after-apply', 'commit:after-snapshot', 'commit:after-index', 'commit:after-head', 'commit:between-journal-marks']) {
+    const work = join(dir, point.replace(/\W/g, '-'));
+    copy(work);
+    const r = dvfs(['commit', work, '-m', 'under fire'], { env: { ...env, DVFS_FAILPOINT: point } });
+    t.not(r.status, 0, `${point}: the commit was killed there`);
+    const h = await head(work);
+    const moved = point === 'commit:after-head' || point === 'commit:between-journal-marks';
+    t.ok(moved ? h !== base && /^[0-9a-f]{64}$/.test(h) : h === base, `${point}: HEAD is ${moved ? 'the new' : 'still the old'} snapshot`);
+    await check(t, work, point);
+    await rm(work, { recursive: true, force: true });
+  }
 
   const outcomes = { old: 0, new: 0 };
   for (let seed = 1; seed <= SEEDS; seed++) {
