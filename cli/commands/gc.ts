@@ -7,6 +7,7 @@ import { FROZEN_DIR } from '../../daemon/versioning/working-files.js';
 import type { Command } from '../command.js';
 import { humanBytes, printJson } from '../format.js';
 import { positional, VOLUME_OPTIONS } from '../open.js';
+import { Progress } from '../progress.js';
 import { openStore, versionedRepo } from '../versioning.js';
 
 const usage = 'dvfs gc REPO [--dry-run] [--json]';
@@ -42,7 +43,9 @@ export const gcCommand: Command = {
     try {
       const report = await withRepoLock(repo.root, { purpose: 'gc', waitMs: 60_000 }, async () => {
         const head = await readHead(repo.root);
-        const r = await collect(repo.root, v.manifests, v.objects, head === null ? [] : [head], { dryRun });
+        const progress = new Progress('gc');
+        const r = await collect(repo.root, v.manifests, v.objects, head === null ? [] : [head], { dryRun, onProgress: (d, t) => progress.update(d, t) });
+        progress.done();
         return { ...r, frozen: await cleanFrozen(join(v.metaDir, FROZEN_DIR), dryRun) };
       });
       if (ctx.json) return printJson(ctx.out, report);

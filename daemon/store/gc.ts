@@ -81,6 +81,8 @@ export async function findUnreferenced(
 export interface CollectOptions {
   /** Report what would go, remove nothing. */
   dryRun: boolean;
+  /** Called after each unreferenced manifest or object is handled (done, total). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface CollectReport {
@@ -111,7 +113,11 @@ export async function collect(
     objects: { count: 0, bytes: 0, bytesFreed: 0 },
     tempFiles: 0,
   };
+  const total = unreferenced.manifests.length + unreferenced.objects.length;
+  let done = 0;
+  const step = (): void => options.onProgress?.(++done, total);
   for (const id of unreferenced.manifests) {
+    step();
     let size: number;
     try {
       size = await manifests.size(id);
@@ -124,6 +130,7 @@ export async function collect(
     report.manifests.bytes += size;
   }
   for (const id of unreferenced.objects) {
+    step();
     let info: { size: number; nlink: number };
     try {
       info = await objects.info(id);

@@ -53,11 +53,12 @@ export interface CommitReport {
   parent: string | null;
   session: string | null;
   nothingToCommit: boolean;
+  /** Entries (files, directories, symlinks) added, changed, renamed and removed. */
   added: number;
   changed: number;
   renamed: number;
   removed: number;
-  /** Files and plaintext bytes in the snapshot. */
+  /** Files and plaintext bytes in the new snapshot (0 when nothing was committed). */
   files: number;
   bytes: number;
   /** Files whose new content entered the snapshot, and their bytes (hashed while written, or at commit). */
