@@ -9,6 +9,7 @@
  *                             [--dvfs PATH/cli/dvfs.js] [--kdf-iterations N] [--json]
  *                             [--out FILE] [--md FILE] [--no-save] [--note TEXT]
  *   node dist/bench/commit.js --render REPORT.json [--md FILE]      (tables of a saved report; runs nothing)
+ *   npm run bench:commit -- [OPTIONS]    (builds the checkout first, then runs the above)
  *
  * Shapes (at --scale 1): large 1 x 1 GiB, medium 1 000 x 1 MiB, small 10 000 x 100 KiB (1 000 files per
  * directory). --scale (or DVFS_BENCH_SCALE) multiplies both the file counts and the file sizes (0.1: small
@@ -40,16 +41,18 @@
  * on error and on Ctrl-C.
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmdirSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { lstat, mkdir, open, unlink } from 'node:fs/promises';
-import { cpus, hostname, release, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { addTempDir, checkInterrupted, cleanup, finishVolume, handleSignals, removeAtEndIfEmpty, runMain, trackVolume } from './lib/interrupt.js';
+import { loud, makeLog } from './lib/log.js';
 import { COMMIT_PEERS, ensurePeers, newPeerWorkspace, peerEnvironment, removeTree, type CommitPeer, type CommitStep, type PeerStepResult } from './lib/peers.js';
-import { CommandError, cpuSeconds, isAborting, killActiveChildren, mountsUnder, pidsNaming, processAlive, run, sleep, waitFor, which, type RunResult } from './lib/proc.js';
-import { fuseUnmount, lazyUnmountAll, Volume, type VolumeContext } from './lib/volumes.js';
+import { CommandError, cpuSeconds, isAborting, mountsUnder, run, which, type RunResult } from './lib/proc.js';
+import { fsTypeName, hostInfo, median, TMPFS_MAGIC, type HostInfo } from './lib/report.js';
+import { DvfsVolume, fuseUnmount, type VolumeContext } from './lib/volumes.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -267,35 +270,17 @@ interface DvfsCommitResult {
 }
 
 /** A dvfs repository (encfs mode, given PBKDF2 iterations) mounted through the CLI, plus `dvfs commit`. */
-class DvfsCommitVolume extends Volume {
-  readonly repo: string;
-  readonly mnt: string;
+class DvfsCommitVolume extends DvfsVolume {
+  protected override unmountTimeoutMs = 600_000;
   constructor(
     dir: string,
     ctx: VolumeContext,
     private readonly kdfIterations: number,
   ) {
     super('dvfs', dir, ctx);
-    this.repo = join(dir, 'repo');
-    this.mnt = join(dir, 'mnt');
   }
-  get data(): string {
-    return this.mnt;
-  }
-  private cli(args: string[], timeoutMs: number, duringAbort = false): Promise<RunResult> {
-    return run(process.execPath, [this.ctx.dvfsCli, ...args], { timeoutMs, env: this.ctx.dvfsEnv, duringAbort });
-  }
-  async create(): Promise<void> {
-    mkdirSync(this.mnt, { recursive: true });
-    await this.cli(['init', this.repo, '--mode', 'encfs', '--preset', 'standard', '--kdf-iterations', String(this.kdfIterations), '--password-file', this.pwFile], 120_000);
-    await this.mount();
-  }
-  protected async doMount(): Promise<void> {
-    const extra = (process.env['DVFS_BENCH_MOUNT_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
-    await this.cli(['mount', this.repo, this.mnt, '--password-file', this.pwFile, ...extra], this.ctx.mountTimeoutMs);
-  }
-  protected async doUnmount(): Promise<void> {
-    await this.cli(['umount', this.mnt], 600_000);
+  protected override initArgs(): string[] {
+    return ['--kdf-iterations', String(this.kdfIterations)];
   }
   protected override async doUnmountForCleanup(): Promise<void> {
     try {
@@ -305,10 +290,9 @@ class DvfsCommitVolume extends Volume {
       else throw e;
     }
   }
-  protected async findPid(): Promise<number | null> {
-    const r = await this.cli(['status', this.mnt, '--json'], 30_000);
-    const s = JSON.parse(r.stdout) as { pid?: unknown };
-    return typeof s.pid === 'number' ? s.pid : null;
+  protected override async findPid(): Promise<number | null> {
+    const pid = (await this.status())['pid'];
+    return typeof pid === 'number' ? pid : null;
   }
   /** `dvfs commit REPO --json -m MESSAGE`, timed spawn to exit (Node start-up included). */
   async commit(message: string, timeoutMs: number): Promise<DvfsCommitResult> {
@@ -366,117 +350,7 @@ interface Problem {
   message: string;
 }
 
-const t0 = performance.now();
-function log(line: string): void {
-  const t = ((performance.now() - t0) / 1000).toFixed(1).padStart(7);
-  process.stderr.write(`[commit-bench ${t}s] ${line}\n`);
-}
-function loud(line: string): void {
-  process.stderr.write(`\n*** ${line}\n\n`);
-}
-
-const liveVolumes = new Set<Volume>();
-const tempDirs: string[] = [];
-let createdBaseDir: string | null = null;
-let cleanupPromise: Promise<void> | null = null;
-let interrupted = false;
-
-async function doCleanup(): Promise<void> {
-  killActiveChildren();
-  for (const v of [...liveVolumes].reverse()) {
-    await v.forceUnmount();
-    liveVolumes.delete(v);
-  }
-  for (const dir of tempDirs) {
-    if (!existsSync(dir)) continue;
-    await lazyUnmountAll(dir);
-    // Daemons naming our directories, and descendants of killed peers (git-annex's helpers outlive a killed
-    // `git`) still working inside them: all started by this benchmark.
-    for (const pid of new Set([...pidsNaming(dir), ...pidsWorkingIn(dir)])) {
-      if (await waitFor(() => !processAlive(pid), 3_000)) continue;
-      log(`cleanup: killing leftover process ${pid}`);
-      killQuietly(pid);
-    }
-    const left = mountsUnder(dir);
-    if (left.length > 0) {
-      loud(`cleanup: NOT removing ${dir}: still mounted: ${left.join(', ')} (detach with umount -l, then rm -rf ${dir})`);
-      continue;
-    }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await removeTree(dir, true);
-        break;
-      } catch (e) {
-        if (attempt < 3) {
-          for (const pid of pidsWorkingIn(dir)) killQuietly(pid);
-          await sleep(1_000);
-          continue;
-        }
-        loud(`cleanup: could not remove ${dir}: ${(e as Error).message}`);
-        break;
-      }
-    }
-  }
-  if (createdBaseDir !== null) {
-    try {
-      rmdirSync(createdBaseDir);
-    } catch {
-      /* not empty (another run's directory), or gone */
-    }
-  }
-}
-
-/** Pids of processes whose working directory is `dir` or below it. */
-function pidsWorkingIn(dir: string): number[] {
-  const out: number[] = [];
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      const cwd = readlinkSync(`/proc/${e}/cwd`);
-      if (cwd === dir || cwd.startsWith(`${dir}/`)) out.push(Number(e));
-    } catch {
-      /* gone, or not ours to read */
-    }
-  }
-  return out;
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    /* gone */
-  }
-}
-
-function cleanup(): Promise<void> {
-  cleanupPromise ??= doCleanup().catch((e: unknown) => loud(`cleanup failed: ${(e as Error).message}`));
-  return cleanupPromise;
-}
-
-let signals = 0;
-function onSignal(sig: NodeJS.Signals): void {
-  signals++;
-  interrupted = true;
-  if (signals === 1) {
-    loud(`${sig}: stopping; unmounting everything and removing the work directory (Ctrl-C twice more to quit at once)`);
-    void cleanup().then(() => process.exit(130));
-  } else if (signals === 2) {
-    loud('still cleaning up; one more signal quits without cleaning');
-  } else {
-    process.exit(131);
-  }
-}
-
-function checkInterrupted(): void {
-  if (interrupted || isAborting()) throw new CommandError('interrupted');
-}
+const log = makeLog('commit-bench');
 
 // ---------------------------------------------------------------------------------------------------------
 // The benchmark
@@ -562,7 +436,7 @@ function checkPeerSummary(env: Env, shape: Shape, tool: CommitPeer, run: number,
 async function benchDvfs(env: Env, shape: Shape, src: string, st: ToolState, runNo: number): Promise<void> {
   const dir = join(env.base, shape.id, `dvfs-run${runNo}`);
   const vol = new DvfsCommitVolume(dir, env.ctx, env.o.kdfIterations);
-  liveVolumes.add(vol);
+  trackVolume(vol);
   try {
     st.step = 'write';
     await vol.create();
@@ -595,17 +469,7 @@ async function benchDvfs(env: Env, shape: Shape, src: string, st: ToolState, run
     }
     await vol.unmount();
   } finally {
-    if (!isAborting()) {
-      try {
-        await vol.unmount();
-      } catch (e) {
-        log(`dvfs: unmount failed (${(e as Error).message}); forcing it`);
-      }
-      await vol.forceUnmount();
-      liveVolumes.delete(vol);
-      if (mountsUnder(dir).length === 0) await removeTree(dir);
-      else loud(`${dir} is still mounted: left in place until the final cleanup`);
-    }
+    await finishVolume(vol);
   }
 }
 
@@ -701,7 +565,7 @@ interface Report {
   benchmark: 'commit';
   date: string;
   command: string;
-  host: { hostname: string; kernel: string; cpus: number; cpuModel: string; memGiB: number; node: string };
+  host: HostInfo;
   workdir: { path: string; fstype: string };
   cachesDropped: false;
   options: { runs: number; scale: number; shapes: ShapeId[]; only: ToolName[]; kdfIterations: number; perDir: number; pinnedBuild?: boolean };
@@ -715,12 +579,6 @@ interface Report {
   note?: string;
 }
 
-const median = (xs: number[]): number | null => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 function computeRows(shape: Shape, states: ToolState[]): { rows: ResultRow[]; dvfs: DvfsStepRow[] } {
   const rows: ResultRow[] = [];
@@ -1011,12 +869,6 @@ function render(o: Options, file: string): void {
 
 // ---------------------------------------------------------------------------------------------------------
 
-const TMPFS_MAGIC = 0x01021994;
-function fsTypeName(type: number): string {
-  const known: Record<number, string> = { 0xef53: 'ext2/3/4', 0x58465342: 'xfs', 0x9123683e: 'btrfs', [TMPFS_MAGIC]: 'tmpfs', 0x65735546: 'fuse', 0x794c7630: 'overlayfs' };
-  return known[type] ?? `0x${type.toString(16)}`;
-}
-
 /**
  * Copies the checkout's build (dist/, cli/dvfs.js, package.json, the native codec; node_modules linked) into
  * the work directory and returns the copy's launcher: every run then measures the same build, however often
@@ -1065,19 +917,17 @@ async function dvfsAvailability(o: Options): Promise<PeerInfo> {
 async function main(): Promise<void> {
   const o = options();
   if (o.render !== null) return render(o, o.render);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
+  handleSignals();
   for (const b of ['cp', 'sync', 'rm', 'chmod']) if (which(b) === null) throw new Error(`required tool '${b}' not found in PATH`);
 
   if (!existsSync(o.dir)) {
     mkdirSync(o.dir, { recursive: true });
-    createdBaseDir = o.dir;
+    removeAtEndIfEmpty(o.dir);
   }
   const workFs = statfsSync(o.dir);
   if (workFs.type === TMPFS_MAGIC) loud(`${o.dir} is tmpfs: the benchmark is meant for a real disk (use --dir)`);
   const base = mkdtempSync(join(o.dir, 'run-'));
-  tempDirs.push(base);
+  addTempDir(base);
   const shapes = o.shapes.map((id) => makeShape(id, o.scale));
   const need = Math.max(...shapes.map((s) => s.totalBytes)) * 4;
   const free = workFs.bavail * workFs.bsize;
@@ -1177,19 +1027,11 @@ async function main(): Promise<void> {
     await removeTree(shapeDir);
   }
 
-  const cpuList = cpus();
   const report: Report = {
     benchmark: 'commit',
     date: new Date().toISOString(),
     command: ['node', 'dist/bench/commit.js', ...process.argv.slice(2)].join(' ') + (process.env['DVFS_BENCH_SCALE'] && !process.argv.includes('--scale') ? ` (DVFS_BENCH_SCALE=${process.env['DVFS_BENCH_SCALE']})` : ''),
-    host: {
-      hostname: hostname(),
-      kernel: release(),
-      cpus: cpuList.length,
-      cpuModel: cpuList[0]?.model.trim() ?? 'unknown',
-      memGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-      node: process.version,
-    },
+    host: hostInfo(),
     workdir: { path: o.dir, fstype: fsTypeName(workFs.type) },
     cachesDropped: false,
     options: { runs: o.runs, scale: o.scale, shapes: o.shapes, only: o.only, kdfIterations: o.kdfIterations, perDir: PER_DIR, pinnedBuild: dvfsCli !== o.dvfsCli },
@@ -1206,14 +1048,12 @@ async function main(): Promise<void> {
   output(o, report);
 }
 
-main().then(
-  () => {
-    if (!interrupted) process.exit(0);
+runMain(
+  {
+    name: 'commit bench',
+    log,
+    stopping: 'unmounting everything and removing the work directory',
+    removeDir: removeTree,
   },
-  async (e: unknown) => {
-    if (interrupted) return; // the signal handler cleans up and exits
-    loud(`commit bench failed: ${(e as Error).message}`);
-    await cleanup();
-    process.exit(1);
-  },
+  main,
 );

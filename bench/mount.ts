@@ -7,6 +7,7 @@
  *                            [--only dvfs,encfs,gocryptfs,plain] [--rss-files N] [--dir DIR]
  *                            [--json] [--out FILE] [--md FILE]
  *   node dist/bench/mount.js --render REPORT.json [--md FILE]      (tables of a saved report; runs nothing)
+ *   npm run bench:mount -- [OPTIONS]    (builds the checkout first, then runs the above)
  *
  * Per run and peer (peers in a rotating order; every run uses a freshly created volume):
  *   seq-write  dd if=SRC of=MNT/seq.bin bs=1M conv=fsync, then sync     (SRC: random, on tmpfs, pre-generated)
@@ -25,29 +26,15 @@
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { cpus, hostname, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  CommandError,
-  cpuSeconds,
-  dropCaches,
-  fdCount,
-  isAborting,
-  killActiveChildren,
-  memInfo,
-  mountsUnder,
-  pidsNaming,
-  processAlive,
-  run,
-  sleep,
-  startChild,
-  waitFor,
-  which,
-} from './lib/proc.js';
-import { ALL_PEERS, isDvfsVolume, lazyUnmountAll, newVolume, type PeerName, type Volume, type VolumeContext } from './lib/volumes.js';
+import { addTempDir, checkInterrupted, cleanup, finishVolume, handleSignals, runMain, trackVolume } from './lib/interrupt.js';
+import { loud, makeLog } from './lib/log.js';
+import { cpuSeconds, dropCaches, fdCount, memInfo, run, sleep, startChild, waitFor, which } from './lib/proc.js';
+import { fsTypeName, hostInfo, median, TMPFS_MAGIC } from './lib/report.js';
+import { ALL_PEERS, isDvfsVolume, newVolume, type PeerName, type Volume, type VolumeContext } from './lib/volumes.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -188,6 +175,19 @@ interface RssRow {
   error?: string;
 }
 
+/** A row with nothing measured yet. */
+const emptyRssRow = (peer: PeerName): RssRow => ({
+  peer,
+  pid: null,
+  openFilesHeld: 0,
+  idleRssMiB: null,
+  heldRssMiB: null,
+  peakRssMiB: null,
+  daemonFds: null,
+  threads: null,
+  daemonReportedOpenFiles: null,
+});
+
 interface Check {
   id: string;
   description: string;
@@ -197,82 +197,14 @@ interface Check {
   note?: string;
 }
 
-const median = (xs: number[]): number | null => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-
 // ---------------------------------------------------------------------------------------------------------
-// Logging and cleanup
+// Logging
 
-const t0 = performance.now();
-function log(line: string): void {
-  const t = ((performance.now() - t0) / 1000).toFixed(1).padStart(7);
-  process.stderr.write(`[mount-bench ${t}s] ${line}\n`);
-}
-function loud(line: string): void {
-  process.stderr.write(`\n*** ${line}\n\n`);
-}
+const log = makeLog('mount-bench');
 
-const liveVolumes = new Set<Volume>();
-const tempDirs: string[] = [];
-let cleanupPromise: Promise<void> | null = null;
-let interrupted = false;
-
-async function doCleanup(): Promise<void> {
-  killActiveChildren();
-  for (const v of [...liveVolumes].reverse()) {
-    await v.forceUnmount();
-    liveVolumes.delete(v);
-  }
-  for (const dir of tempDirs) {
-    await lazyUnmountAll(dir);
-    // Daemons (encfs, gocryptfs) whose command line names our directories and that outlived their mount.
-    for (const pid of pidsNaming(dir)) {
-      if (await waitFor(() => !processAlive(pid), 3_000)) continue;
-      log(`cleanup: killing leftover process ${pid}`);
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    const left = mountsUnder(dir);
-    if (left.length > 0) {
-      loud(`cleanup: NOT removing ${dir}: still mounted: ${left.join(', ')} (detach with umount -l, then rm -rf ${dir})`);
-      continue;
-    }
-    try {
-      await run('rm', ['-rf', '--one-file-system', dir], { timeoutMs: 600_000, duringAbort: true });
-    } catch (e) {
-      loud(`cleanup: could not remove ${dir}: ${(e as Error).message}`);
-    }
-  }
-}
-
-function cleanup(): Promise<void> {
-  cleanupPromise ??= doCleanup().catch((e: unknown) => loud(`cleanup failed: ${(e as Error).message}`));
-  return cleanupPromise;
-}
-
-let signals = 0;
-function onSignal(sig: NodeJS.Signals): void {
-  signals++;
-  interrupted = true;
-  if (signals === 1) {
-    loud(`${sig}: stopping; unmounting everything and removing the temp directories (Ctrl-C twice more to quit at once)`);
-    void cleanup().then(() => process.exit(130));
-  } else if (signals === 2) {
-    loud('still cleaning up; one more signal quits without cleaning');
-  } else {
-    process.exit(131);
-  }
-}
-
-function checkInterrupted(): void {
-  if (interrupted || isAborting()) throw new CommandError('interrupted');
+/** Removes a volume's or temp directory (nothing below it is mounted any more). */
+async function removeDir(dir: string, duringAbort: boolean): Promise<void> {
+  await run('rm', ['-rf', '--one-file-system', dir], { timeoutMs: 600_000, duringAbort });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -289,13 +221,6 @@ interface Env {
   errors: Array<{ peer: PeerName; run: number | 'rss'; message: string }>;
   makeFiles: string;
   holdOpen: string;
-}
-
-const TMPFS_MAGIC = 0x01021994;
-
-function fsTypeName(type: number): string {
-  const known: Record<number, string> = { 0xef53: 'ext2/3/4', 0x58465342: 'xfs', 0x9123683e: 'btrfs', [TMPFS_MAGIC]: 'tmpfs', 0x65735546: 'fuse', 0x794c7630: 'overlayfs' };
-  return known[type] ?? `0x${type.toString(16)}`;
 }
 
 async function generateSource(path: string, mib: number): Promise<void> {
@@ -344,7 +269,7 @@ async function countFiles(dir: string, timeoutMs: number): Promise<number> {
 async function benchPeer(env: Env, peer: PeerState, runIndex: number): Promise<void> {
   const { o, timeouts } = env;
   const vol = newVolume(peer.name, join(env.base, `${peer.name}-run${runIndex + 1}`), env.ctx);
-  liveVolumes.add(vol);
+  trackVolume(vol);
   try {
     await vol.create();
     const data = vol.data;
@@ -408,34 +333,11 @@ async function benchPeer(env: Env, peer: PeerState, runIndex: number): Promise<v
   }
 }
 
-/** Unmounts (by force if needed) and removes a volume's directory. */
-async function finishVolume(vol: Volume): Promise<void> {
-  if (isAborting()) return; // the cleanup path owns everything now
-  try {
-    await vol.unmount();
-  } catch (e) {
-    log(`${vol.peer}: unmount failed (${(e as Error).message}); forcing it`);
-  }
-  await vol.forceUnmount();
-  liveVolumes.delete(vol);
-  if (mountsUnder(vol.dir).length === 0) await run('rm', ['-rf', '--one-file-system', vol.dir], { timeoutMs: 600_000 });
-}
-
 async function measureRss(env: Env, peer: PeerState): Promise<RssRow> {
   const { o, timeouts } = env;
-  const row: RssRow = {
-    peer: peer.name,
-    pid: null,
-    openFilesHeld: 0,
-    idleRssMiB: null,
-    heldRssMiB: null,
-    peakRssMiB: null,
-    daemonFds: null,
-    threads: null,
-    daemonReportedOpenFiles: null,
-  };
+  const row = emptyRssRow(peer.name);
   const vol = newVolume(peer.name, join(env.base, `${peer.name}-rss`), env.ctx);
-  liveVolumes.add(vol);
+  trackVolume(vol);
   try {
     await vol.create();
     const tree = join(vol.data, 'held');
@@ -725,9 +627,7 @@ function markdown(o: Options, report: Record<string, unknown>, rows: ResultRow[]
 async function main(): Promise<void> {
   const o = options();
   if (o.render !== null) return render(o, o.render);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
+  handleSignals();
 
   const here = fileURLToPath(new URL('.', import.meta.url));
   const makeFiles = join(here, 'lib', 'make-files.js');
@@ -737,7 +637,7 @@ async function main(): Promise<void> {
   const workFs = statfsSync(o.dir);
   if (workFs.type === TMPFS_MAGIC) loud(`${o.dir} is tmpfs: the benchmark is meant for a real disk (use --dir)`);
   const base = mkdtempSync(join(o.dir, 'dvfs-bench-'));
-  tempDirs.push(base);
+  addTempDir(base);
   log(`work directory ${base} (${fsTypeName(workFs.type)})`);
 
   // The random source lives on tmpfs when there is room, so writing it through a filesystem reads no disk
@@ -748,7 +648,7 @@ async function main(): Promise<void> {
     const shm = statfsSync('/dev/shm');
     if (shm.type === TMPFS_MAGIC && shm.bavail * shm.bsize > o.sizeMiB * 1048576 * 1.5 + 256 * 1048576) {
       srcDir = mkdtempSync('/dev/shm/dvfs-bench-src-');
-      tempDirs.push(srcDir);
+      addTempDir(srcDir);
       srcOnTmpfs = true;
     }
   } catch {
@@ -842,18 +742,7 @@ async function main(): Promise<void> {
         checkInterrupted();
         const msg = (e as Error).message;
         env.errors.push({ peer: p.name, run: 'rss', message: msg });
-        rss.push({
-          peer: p.name,
-          pid: null,
-          openFilesHeld: 0,
-          idleRssMiB: null,
-          heldRssMiB: null,
-          peakRssMiB: null,
-          daemonFds: null,
-          threads: null,
-          daemonReportedOpenFiles: null,
-          error: msg,
-        });
+        rss.push({ ...emptyRssRow(p.name), error: msg });
         loud(`${p.name}: memory measurement FAILED: ${msg}`);
       }
     }
@@ -861,19 +750,11 @@ async function main(): Promise<void> {
 
   const rows = computeResults(env, peers);
   const checks = computeChecks(peers, rows, rss);
-  const cpuList = cpus();
   const report: Record<string, unknown> = {
     benchmark: 'mount',
     date: new Date().toISOString(),
     command: ['node', 'dist/bench/mount.js', ...process.argv.slice(2)].join(' '),
-    host: {
-      hostname: hostname(),
-      kernel: release(),
-      cpus: cpuList.length,
-      cpuModel: cpuList[0]?.model.trim() ?? 'unknown',
-      memGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-      node: process.version,
-    },
+    host: hostInfo(),
     workdir: { path: o.dir, fstype: fsTypeName(workFs.type) },
     sourceOnTmpfs: srcOnTmpfs,
     cachesDropped: env.cachesDropped,
@@ -930,14 +811,12 @@ function render(o: Options, file: string): void {
   output(opts, report);
 }
 
-main().then(
-  () => {
-    if (!interrupted) process.exit(0);
+runMain(
+  {
+    name: 'mount bench',
+    log,
+    stopping: 'unmounting everything and removing the temp directories',
+    removeDir,
   },
-  async (e: unknown) => {
-    if (interrupted) return; // the signal handler cleans up and exits
-    loud(`mount bench failed: ${(e as Error).message}`);
-    await cleanup();
-    process.exit(1);
-  },
+  main,
 );

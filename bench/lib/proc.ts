@@ -4,7 +4,7 @@
  * /proc, and dropping the page cache.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, join, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -161,7 +161,6 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 5
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-
 function cmdline(pid: number): string[] | null {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s.length > 0);
@@ -170,29 +169,58 @@ function cmdline(pid: number): string[] | null {
   }
 }
 
+/** `path` is `dir` or lies below it (both absolute). */
+const isUnder = (path: string, dir: string): boolean => path === dir || path.startsWith(dir + sep);
+
+/** Pids of the other processes in /proc for which `match` says yes (processes that vanish meanwhile are skipped by `match`). */
+function pidsWhere(match: (pid: number) => boolean): number[] {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid !== process.pid && match(pid)) out.push(pid);
+  }
+  return out;
+}
+
 /**
  * Pids of processes whose command line names `path` (or a path below it) as one of its arguments, and
  * (when given) whose program's base name is `program`. Finds the encfs and gocryptfs daemons of a mount.
  */
 export function pidsNaming(path: string, program?: string): number[] {
   const p = resolve(path);
-  const out: number[] = [];
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    const pid = Number(e);
-    if (pid === process.pid) continue;
+  return pidsWhere((pid) => {
     const argv = cmdline(pid);
-    if (!argv || argv.length === 0) continue;
-    if (program !== undefined && (argv[0] ?? '').split('/').pop() !== program) continue;
-    if (argv.slice(1).some((a) => a === p || a.startsWith(p + sep))) out.push(pid);
+    if (!argv || argv.length === 0) return false;
+    if (program !== undefined && (argv[0] ?? '').split('/').pop() !== program) return false;
+    return argv.slice(1).some((a) => isUnder(a, p));
+  });
+}
+
+/** Pids of processes whose working directory is `dir` or below it (e.g. helpers left behind by a killed child). */
+export function pidsWorkingIn(dir: string): number[] {
+  return pidsWhere((pid) => {
+    try {
+      return isUnder(readlinkSync(`/proc/${pid}/cwd`), dir);
+    } catch {
+      return false; // gone, or not ours to read
+    }
+  });
+}
+
+/** SIGKILL, ignoring a process that is already gone. */
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
   }
-  return out;
 }
 
 export interface MemInfo {

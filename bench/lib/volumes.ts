@@ -9,7 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CommandError, isMounted, mountsUnder, pidsNaming, processAlive, run, sleep, waitFor } from './proc.js';
+import { CommandError, isMounted, killQuietly, mountsUnder, pidsNaming, processAlive, run, sleep, waitFor, type RunResult } from './proc.js';
 
 export type PeerName = 'dvfs' | 'encfs' | 'gocryptfs' | 'plain';
 export const ALL_PEERS: PeerName[] = ['dvfs', 'encfs', 'gocryptfs', 'plain'];
@@ -111,11 +111,7 @@ export abstract class Volume {
       if (!processAlive(p)) continue;
       if (await waitFor(() => !processAlive(p), 5_000)) continue;
       this.ctx.log(`cleanup: ${this.peer}: killing daemon pid ${p}`);
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+      killQuietly(p);
     }
     this.mounted = false;
     this.pid = null;
@@ -168,18 +164,25 @@ export async function lazyUnmountAll(dir: string): Promise<void> {
   for (const mp of mountsUnder(dir)) await lazyUnmount(mp);
 }
 
-class DvfsVolume extends Volume {
+/** A dvfs repository (encfs mode, standard preset) mounted through the CLI. */
+export class DvfsVolume extends Volume {
   readonly repo = join(this.dir, 'repo');
   readonly mnt = join(this.dir, 'mnt');
+  /** Time limit of a clean `dvfs umount` (it flushes what the daemon still holds). */
+  protected unmountTimeoutMs = 180_000;
   get data(): string {
     return this.mnt;
   }
-  private cli(args: string[], timeoutMs: number, duringAbort = false): Promise<unknown> {
+  protected cli(args: string[], timeoutMs: number, duringAbort = false): Promise<RunResult> {
     return run(process.execPath, [this.ctx.dvfsCli, ...args], { timeoutMs, env: this.ctx.dvfsEnv, duringAbort });
+  }
+  /** Extra `dvfs init` flags. */
+  protected initArgs(): string[] {
+    return [];
   }
   async create(): Promise<void> {
     mkdirSync(this.mnt, { recursive: true });
-    await this.cli(['init', this.repo, '--mode', 'encfs', '--preset', 'standard', '--password-file', this.pwFile], 120_000);
+    await this.cli(['init', this.repo, '--mode', 'encfs', '--preset', 'standard', ...this.initArgs(), '--password-file', this.pwFile], 120_000);
     await this.mount();
   }
   protected async doMount(): Promise<void> {
@@ -188,7 +191,7 @@ class DvfsVolume extends Volume {
     await this.cli(['mount', this.repo, this.mnt, '--password-file', this.pwFile, ...extra], this.ctx.mountTimeoutMs);
   }
   protected async doUnmount(): Promise<void> {
-    await this.cli(['umount', this.mnt], 180_000);
+    await this.cli(['umount', this.mnt], this.unmountTimeoutMs);
   }
   protected override async doUnmountForCleanup(): Promise<void> {
     try {
@@ -198,27 +201,41 @@ class DvfsVolume extends Volume {
     }
   }
   protected async findPid(): Promise<number | null> {
-    const r = await run(process.execPath, [this.ctx.dvfsCli, 'status', this.mnt, '--json'], { timeoutMs: 30_000, env: this.ctx.dvfsEnv });
-    const s = JSON.parse(r.stdout) as { pid?: unknown };
-    if (typeof s.pid !== 'number') throw new Error(`dvfs status ${this.mnt} --json has no pid`);
-    return s.pid;
+    const pid = (await this.status())['pid'];
+    if (typeof pid !== 'number') throw new Error(`dvfs status ${this.mnt} --json has no pid`);
+    return pid;
   }
-  /** The daemon's own view (open files, bytes, errors). */
+  /** The daemon's own view (pid, open files, bytes, errors). */
   async status(): Promise<Record<string, unknown>> {
-    const r = await run(process.execPath, [this.ctx.dvfsCli, 'status', this.mnt, '--json'], { timeoutMs: 30_000, env: this.ctx.dvfsEnv });
+    const r = await this.cli(['status', this.mnt, '--json'], 30_000);
     return JSON.parse(r.stdout) as Record<string, unknown>;
   }
 }
 
-class EncfsVolume extends Volume {
+/** A stock FUSE filesystem: ciphertext in raw/, mounted at mnt/ by a daemon whose program is `program`. */
+abstract class StockFuseVolume extends Volume {
   readonly raw = join(this.dir, 'raw');
   readonly mnt = join(this.dir, 'mnt');
+  protected abstract readonly program: string;
   get data(): string {
     return this.mnt;
   }
-  async create(): Promise<void> {
+  protected makeDirs(): void {
     mkdirSync(this.raw, { recursive: true });
     mkdirSync(this.mnt, { recursive: true });
+  }
+  protected async doUnmount(): Promise<void> {
+    await fuseUnmount(this.mnt);
+  }
+  protected async findPid(): Promise<number | null> {
+    return findDaemon(this.mnt, this.program);
+  }
+}
+
+class EncfsVolume extends StockFuseVolume {
+  protected readonly program = 'encfs';
+  async create(): Promise<void> {
+    this.makeDirs();
     // Creating a volume also mounts it.
     await run('encfs', ['--standard', '--stdinpass', this.raw, this.mnt], { timeoutMs: this.ctx.mountTimeoutMs, input: `${this.ctx.password}\n` });
     if (!(await waitFor(() => isMounted(this.mnt), this.ctx.mountTimeoutMs))) throw new Error(`encfs: ${this.mnt} is not mounted after creating the volume`);
@@ -228,34 +245,17 @@ class EncfsVolume extends Volume {
   protected async doMount(): Promise<void> {
     await run('encfs', ['--stdinpass', this.raw, this.mnt], { timeoutMs: this.ctx.mountTimeoutMs, input: `${this.ctx.password}\n` });
   }
-  protected async doUnmount(): Promise<void> {
-    await fuseUnmount(this.mnt);
-  }
-  protected async findPid(): Promise<number | null> {
-    return findDaemon(this.mnt, 'encfs');
-  }
 }
 
-class GocryptfsVolume extends Volume {
-  readonly raw = join(this.dir, 'raw');
-  readonly mnt = join(this.dir, 'mnt');
-  get data(): string {
-    return this.mnt;
-  }
+class GocryptfsVolume extends StockFuseVolume {
+  protected readonly program = 'gocryptfs';
   async create(): Promise<void> {
-    mkdirSync(this.raw, { recursive: true });
-    mkdirSync(this.mnt, { recursive: true });
+    this.makeDirs();
     await run('gocryptfs', ['-init', '-q', '-scryptn', '10', '-passfile', this.pwFile, this.raw], { timeoutMs: 120_000 });
     await this.mount();
   }
   protected async doMount(): Promise<void> {
     await run('gocryptfs', ['-q', '-passfile', this.pwFile, this.raw, this.mnt], { timeoutMs: this.ctx.mountTimeoutMs });
-  }
-  protected async doUnmount(): Promise<void> {
-    await fuseUnmount(this.mnt);
-  }
-  protected async findPid(): Promise<number | null> {
-    return findDaemon(this.mnt, 'gocryptfs');
   }
 }
 
