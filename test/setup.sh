@@ -6,6 +6,12 @@ set -euo pipefail
 # System packages the test suite needs (Debian package names). Append here
 # (e.g. slurm-wlm munge swift podman ...) when new tests need more.
 SYSTEM_PACKAGES="encfs fuse3 gocryptfs openssl attr"
+# OpenStack Swift for the S3 remote tests (test/fixtures/swift/swift.sh):
+# python3-swift has every server, s3api and the ring builder; the
+# swift-proxy/-account/-container/-object packages only add init scripts and
+# uwsgi, which the fixture does not use. memcached is for tempauth, curl for
+# the fixture's readiness checks. 35 packages, ~7 MB, ~11 s to install.
+SYSTEM_PACKAGES+=" python3-swift memcached curl"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -15,6 +21,8 @@ declare -A PACKAGE_COMMAND=(
   [gocryptfs]=gocryptfs
   [openssl]=openssl
   [attr]=setfattr
+  [memcached]=memcached
+  [curl]=curl
 )
 
 say() { printf 'setup: %s\n' "$*"; }
