@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sodium from 'sodium-native';
 import { createNativeVolume, type NativeTree } from '../../daemon/native/tree.js';
+import { errorOf } from '../helpers/errors.js';
+export { errorOf };
 
 export const PASSWORD = Buffer.from('native-test-password');
 export const CHEAP = { opslimit: sodium.crypto_pwhash_OPSLIMIT_MIN, memlimit: sodium.crypto_pwhash_MEMLIMIT_MIN };
@@ -22,12 +24,3 @@ export async function newVolume(t: Test, chunkSize?: number): Promise<NativeTree
   return tree;
 }
 
-/** Settles a promise into its error (or null), for asserting on error properties. */
-export async function errorOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-    return null;
-  } catch (e) {
-    return e;
-  }
-}

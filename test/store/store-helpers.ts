@@ -9,6 +9,8 @@ import { hashBuffer, type ObjectId } from '../../daemon/store/content-hash.js';
 import { deriveRepoKeys, type RepoKeys } from '../../daemon/store/keys.js';
 import { makeTree, ManifestStore, type Snapshot, type TreeEntry } from '../../daemon/store/manifests.js';
 import { ObjectStore } from '../../daemon/store/objects.js';
+import { errorOf } from '../helpers/errors.js';
+export { errorOf };
 
 export const SECRET = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 
@@ -93,12 +95,3 @@ export async function commit(repo: TestRepo, files: Record<string, string>, pare
   return { snapshot, tree, files: ids };
 }
 
-/** Settles a promise into its error (or null), for asserting on error properties. */
-export async function errorOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-    return null;
-  } catch (e) {
-    return e;
-  }
-}
