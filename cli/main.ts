@@ -28,6 +28,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   restore: async () => (await import('./commands/restore.js')).restoreCommand,
   verify: async () => (await import('./commands/verify.js')).verifyCommand,
   gc: async () => (await import('./commands/gc.js')).gcCommand,
+  remote: async () => (await import('./commands/remote.js')).remoteCommand,
+  push: async () => (await import('./commands/push.js')).pushCommand,
+  clone: async () => (await import('./commands/clone.js')).cloneCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
 };
 

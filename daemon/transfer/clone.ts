@@ -1,0 +1,159 @@
+/**
+ * `dvfs clone`: a working repository from a remote. The volume config (password-wrapped key) comes down
+ * first, so the password can be checked and the remote's MAC over the config verified; then every manifest
+ * of the remote HEAD's history (authenticated again by the manifest store as it is read) and every object
+ * the HEAD snapshot needs, then the working tree is placed from the store (hard links, as after a commit).
+ * It is assembled in a staging directory next to DIR and renamed into place only when complete.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { DvfsError, isNodeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { DIRIV_BYTES, DIRIV_FILE } from '../native/names.js';
+import { deriveRemoteKeys, wipeRemoteKeys } from '../remote/keys.js';
+import { openBackend } from '../remote/open-backend.js';
+import { RemoteRepository } from '../remote/repository.js';
+import { getVolumeConfig, verifyVolumeConfig } from '../remote/volume.js';
+import { META_DIR, META_FILE, REPO_FORMAT, TREE_DIR } from '../repo/layout.js';
+import { openTree } from '../repo/open-tree.js';
+import type { RepoMeta, Repository } from '../repo/repository.js';
+import { writeFileAtomic } from '../store/durable.js';
+import type { ObjectId } from '../store/object-id.js';
+import { writeHead } from '../store/refs.js';
+import { openVersioning, type Versioning } from '../versioning/context.js';
+import { restoreToTree } from '../versioning/restore.js';
+import { addRemote, DEFAULT_REMOTE } from './remotes.js';
+import { VOLUME_CONFIG_FILES } from './push.js';
+
+export interface CloneReport {
+  repo: string;
+  remote: string;
+  snapshot: ObjectId;
+  manifests: number;
+  objects: number;
+  files: number;
+  bytes: number;
+  seconds: number;
+}
+
+export async function clone(url: string, dir: string, password: Buffer, logger: Logger, onProgress?: (done: number, total: number) => void): Promise<CloneReport> {
+  const started = performance.now();
+  const root = resolve(dir);
+  try {
+    if ((await readdir(root)).length > 0) throw new DvfsError('E_EXISTS', 'already exists and is not empty', { path: root, hint: 'clone into a new directory' });
+  } catch (e) {
+    if (!(isNodeError(e) && e.code === 'ENOENT')) throw e;
+  }
+  const backend = await openBackend(url);
+  const staging = `${root}.dvfs-clone-${process.pid}`;
+  let v: Versioning | null = null;
+  try {
+    const volume = await getVolumeConfig(backend, VOLUME_CONFIG_FILES);
+    if (!volume) throw new DvfsError('E_NOTFOUND', `no dvfs repository at ${backend.location} (no volume config)`, { hint: 'push to it first' });
+    const mode = volume.fileName === '.encfs6.xml' ? 'encfs' : 'native';
+    const tree = join(staging, TREE_DIR);
+    await mkdir(join(staging, META_DIR), { recursive: true, mode: 0o700 });
+    await mkdir(tree, { recursive: true });
+    await writeFile(join(tree, volume.fileName), volume.data, { mode: 0o600 });
+    // A native tree's root directory IV is its own (names below are sealed under it); the objects are not.
+    if (mode === 'native') await writeFile(join(tree, DIRIV_FILE), randomBytes(DIRIV_BYTES), { mode: 0o444 });
+    const meta: RepoMeta = { format: REPO_FORMAT, id: randomUUID(), mode, tree: TREE_DIR, createdAt: new Date().toISOString() };
+    await writeFile(join(staging, META_DIR, META_FILE), JSON.stringify(meta, null, 2) + '\n', { mode: 0o644 });
+    const repo: Repository = { kind: 'dvfs', root: staging, format: mode, tree, encfsRoot: mode === 'encfs' ? tree : null, meta };
+    const opened = await openTree(repo, password, logger);
+    v = openVersioning(repo, opened);
+    const keys = deriveRemoteKeys(v.keys);
+    try {
+      await verifyVolumeConfig(backend, keys, volume);
+    } finally {
+      wipeRemoteKeys(keys);
+    }
+    const remote = await RemoteRepository.open(backend, v.keys);
+    try {
+      const ref = await remote.readRef();
+      if (!ref) throw new DvfsError('E_NOTFOUND', `the remote ${backend.location} has no snapshot yet`, { hint: 'push to it first' });
+      const counts = await fetchHistory(v, remote, ref.snapshot, onProgress);
+      await writeHead(staging, ref.snapshot);
+      const placed = await restoreToTree(v, v.tree, ref.snapshot, []);
+      v.close();
+      opened.dispose?.();
+      v = null;
+      await rename(staging, root);
+      await addRemote(root, DEFAULT_REMOTE, url);
+      return { repo: root, remote: backend.location, snapshot: ref.snapshot, ...counts, files: placed.files, bytes: placed.bytes, seconds: (performance.now() - started) / 1000 };
+    } finally {
+      remote.close();
+    }
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw e;
+  } finally {
+    v?.close();
+    await backend.close();
+  }
+}
+
+/**
+ * Downloads the manifests of `head`'s history and the objects its trees name (all of them: lazy fetching
+ * of only what a restore or mount needs is a later step), into the local stores.
+ */
+export async function fetchHistory(v: Versioning, remote: RemoteRepository, head: ObjectId, onProgress?: (done: number, total: number) => void): Promise<{ manifests: number; objects: number }> {
+  let manifests = 0;
+  const getManifest = async (id: ObjectId): Promise<void> => {
+    const path = v.manifests.path(id);
+    if (await stat(path).then(() => true, () => false)) return;
+    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+    await mkdir(v.manifests.tmpDir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(path, await remote.get('manifest', id), { tmpDir: v.manifests.tmpDir, mode: 0o444, sync: false });
+    manifests++;
+  };
+  const objects = new Set<ObjectId>();
+  const snapshots: ObjectId[] = [head];
+  const seenSnapshots = new Set<ObjectId>();
+  for (let id = snapshots.pop(); id !== undefined; id = snapshots.pop()) {
+    if (seenSnapshots.has(id)) continue;
+    seenSnapshots.add(id);
+    await getManifest(id);
+    const snap = await v.manifests.getSnapshot(id); // authenticated here
+    snapshots.push(...snap.parents);
+    if (id !== head) continue;
+    const trees: ObjectId[] = [snap.tree];
+    for (let t = trees.pop(); t !== undefined; t = trees.pop()) {
+      await getManifest(t);
+      for (const e of (await v.manifests.getTree(t)).entries) {
+        if (e.type === 'dir') trees.push(e.tree);
+        else if (e.type === 'file') objects.add(e.object);
+      }
+    }
+  }
+  // Older snapshots' trees come along so that log/show/diff work offline; their objects stay remote.
+  for (const id of seenSnapshots) {
+    if (id === head) continue;
+    const trees: ObjectId[] = [(await v.manifests.getSnapshot(id)).tree];
+    for (let t = trees.pop(); t !== undefined; t = trees.pop()) {
+      if (await stat(v.manifests.path(t)).then(() => true, () => false)) continue;
+      await getManifest(t);
+      for (const e of (await v.manifests.getTree(t)).entries) if (e.type === 'dir') trees.push(e.tree);
+    }
+  }
+  await mkdir(v.objects.tmpDir, { recursive: true, mode: 0o700 });
+  let done = 0;
+  for (const id of objects) {
+    const path = v.objects.path(id);
+    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+    const tmp = join(v.objects.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    try {
+      await pipeline(Readable.from(remote.read('object', id)), createWriteStream(tmp, { mode: 0o444 }));
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    onProgress?.(++done, objects.size);
+  }
+  return { manifests, objects: objects.size };
+}
