@@ -31,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   remote: async () => (await import('./commands/remote.js')).remoteCommand,
   push: async () => (await import('./commands/push.js')).pushCommand,
   clone: async () => (await import('./commands/clone.js')).cloneCommand,
+  pull: async () => (await import('./commands/pull.js')).pullCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
 };
 

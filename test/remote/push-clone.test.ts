@@ -78,6 +78,15 @@ async function roundTrip(t: Test, label: string, initArgs: string[], remoteUrl: 
   ok(t, run(['commit', cloneDir, '-m', 'from clone']), 'commit in the clone');
   const p3 = JSON.parse(ok(t, run(['push', cloneDir, '--json'], extraEnv), 'push from the clone').out) as PushJson;
   t.equal(p3.objects, 1, 'only the new object goes up');
+  // The first repository pulls it.
+  const pl = JSON.parse(ok(t, run(['pull', repo, '--json'], extraEnv), 'pull').out) as { upToDate: boolean; objects: number };
+  t.equal(pl.upToDate, false);
+  t.equal(pl.objects >= 1, true, 'the new object came down');
+  t.equal(run(['cat', repo, '/data/new.txt']).out, 'from the clone', 'the working tree has the pulled file');
+  const again = JSON.parse(ok(t, run(['pull', repo, '--json'], extraEnv), 'second pull').out) as { upToDate: boolean };
+  t.equal(again.upToDate, true, 'a second pull has nothing to do');
+  const afterPull = JSON.parse(ok(t, run(['commit', repo, '--json']), 'commit after pull').out) as { nothingToCommit: boolean };
+  t.equal(afterPull.nothingToCommit, true, 'the pulled working tree is the pulled HEAD');
 }
 
 for (const [label, initArgs] of [

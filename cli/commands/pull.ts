@@ -1,0 +1,36 @@
+import { DvfsError } from '../../daemon/errors.js';
+import type { Command } from '../command.js';
+import { printJson } from '../format.js';
+import { positional, VOLUME_OPTIONS } from '../open.js';
+import { Progress } from '../progress.js';
+import { liveSessions, openStore, versionedRepo } from '../versioning.js';
+
+const usage = 'dvfs pull REPO [REMOTE|URL] [--json]';
+
+export const pullCommand: Command = {
+  name: 'pull',
+  summary: "bring a remote's newer snapshots and make the (unmounted) working tree match its HEAD",
+  usage,
+  details: 'Fast-forward only: refused when the local history has snapshots the remote lacks, or uncommitted changes.',
+  options: [...VOLUME_OPTIONS],
+  async run(ctx) {
+    const repo = await versionedRepo(positional(ctx, 0, 'REPO', usage));
+    const { live, ended } = await liveSessions(repo);
+    if (live.length > 0) throw new DvfsError('E_BUSY', `the repository is mounted at ${live.map((l) => l.record.mountpoint).join(', ')}`, { hint: 'unmount it first' });
+    if (ended.length > 0) throw new DvfsError('E_BUSY', `${ended.length} session(s) have uncommitted changes`, { hint: 'commit them first (dvfs commit REPO)' });
+    const { resolveRemote } = await import('../../daemon/transfer/remotes.js');
+    const url = await resolveRemote(repo.root, ctx.args.positionals[1]);
+    const v = await openStore(ctx, repo);
+    const progress = new Progress('pull');
+    try {
+      const { pull } = await import('../../daemon/transfer/pull.js');
+      const r = await pull(v, url, (d, t) => progress.update(d, t, 'objects'));
+      progress.done();
+      if (ctx.json) return printJson(ctx.out, r);
+      ctx.out.write(r.upToDate ? `already up to date (${r.to.slice(0, 12)})\n` : `pulled ${r.from?.slice(0, 12) ?? '(nothing)'} → ${r.to.slice(0, 12)} from ${r.remote}: ${r.objects} object(s), ${r.files} file(s) placed, ${r.removed} removed; ${r.seconds.toFixed(2)} s\n`);
+    } finally {
+      progress.done();
+      v.close();
+    }
+  },
+};
