@@ -2,6 +2,7 @@
  * The quick-start job: an end-to-end run on the embedded defaults, printing each dvfs command it runs.
  * Today: create an EncFS-mode repository, put a file without a mount, mount it and let a stage write
  * through the mount, commit (while mounted and after), look at the history and restore an old version,
+ * push to a local-directory remote and clone it back,
  * list and read everything back, check that no plaintext reached the disk (working tree and .dvfs), and
  * have stock `encfs` mount the tree and read identical bytes.
  */
@@ -134,6 +135,17 @@ export const demoCommand: Command = {
       demo.dvfs(['verify', repo, '--full']);
       files['results/run-1/params.json'] = Buffer.from('{"steps": 2000, "seed": 43}\n');
 
+      demo.say('3d. Push the ciphertext to a remote (the embedded default: a local directory) and clone it back');
+      const remote = `file://${join(base, 'remote')}`;
+      demo.dvfs(['remote', 'add', repo, 'origin', remote]);
+      demo.dvfs(['push', repo]);
+      const cloned = join(base, 'clone');
+      demo.dvfs(['clone', remote, cloned]);
+      const fromClone = demo.dvfs(['cat', cloned, 'results/run-1/field.bin'], { quiet: true });
+      const cloneOk = sha256(fromClone) === sha256(files['results/run-1/field.bin'] as Buffer);
+      if (!cloneOk) failures++;
+      ctx.out.write(`   ${cloneOk ? 'ok  ' : 'FAIL'} the clone reads results/run-1/field.bin byte for byte\n`);
+
       demo.say('4. List and read back through dvfs (no mount needed)');
       demo.dvfs(['ls', repo, '--recursive']);
       for (const [path, data] of Object.entries(files)) {
@@ -144,11 +156,11 @@ export const demoCommand: Command = {
       }
 
       demo.say('5. Only ciphertext reached the disk');
-      const raw = await walkFiles(repo);
+      const raw = [...(await walkFiles(repo)), ...(await walkFiles(join(base, 'remote'))), ...(await walkFiles(join(base, 'clone')))];
       let leaks = 0;
       for (const f of raw) if ((await readFile(f)).includes(MARKER)) leaks++;
       if (leaks > 0) failures++;
-      ctx.out.write(`   scanned ${raw.length} files under ${repo} (ciphertext, config, mount logs): ${leaks === 0 ? 'no plaintext marker found' : `${leaks} files contain plaintext!`}\n`);
+      ctx.out.write(`   scanned ${raw.length} files under ${repo}, the remote and the clone (ciphertext, config, journals, index, mount logs, packs): ${leaks === 0 ? 'no plaintext marker found' : `${leaks} files contain plaintext!`}\n`);
       ctx.out.write(`   e.g. ${raw.map((f) => f.slice(repo.length + 1)).filter((f) => f.startsWith('tree/')).slice(0, 3).join('\n        ')}\n`);
 
       demo.say('6. Stock encfs mounts the same tree and reads identical bytes');
