@@ -10,7 +10,7 @@ import { positional, VOLUME_OPTIONS } from '../open.js';
 import { Progress } from '../progress.js';
 import { openStore, versionedRepo } from '../versioning.js';
 
-const usage = 'dvfs verify REPO [SNAPSHOT] [--full] [--json]';
+const usage = 'dvfs verify REPO [SNAPSHOT] [--full] [--remote NAME|URL] [--json]';
 
 export const verifyCommand: Command = {
   name: 'verify',
@@ -21,12 +21,29 @@ export const verifyCommand: Command = {
     'and re-hashed, every object referenced must exist. --full also decrypts every object and checks that its',
     'plaintext hashes back to its id (catches flipped bytes, and objects changed in place behind dvfs\'s back).',
   ].join('\n'),
-  options: [...VOLUME_OPTIONS, { name: 'full', type: 'boolean', description: 'also decrypt and re-hash every object' }],
+  options: [
+    ...VOLUME_OPTIONS,
+    { name: 'full', type: 'boolean', description: 'also decrypt and re-hash every object' },
+    { name: 'remote', type: 'string', value: 'NAME', description: "check a remote instead: every blob of HEAD's history is there and opens under its seal" },
+  ],
   async run(ctx) {
     const repo = await versionedRepo(positional(ctx, 0, 'REPO', usage));
     const full = ctx.args.flags.has('full');
+    const remoteArg = ctx.args.strings.get('remote')?.[0];
     const v = await openStore(ctx, repo);
     try {
+      if (remoteArg !== undefined) {
+        const [{ resolveRemote }, { verifyRemote }] = await Promise.all([import('../../daemon/transfer/remotes.js'), import('../../daemon/transfer/verify-remote.js')]);
+        const progress = new Progress('verify');
+        const r = await verifyRemote(v, await resolveRemote(repo.root, remoteArg), (d, t) => progress.update(d, t, 'blobs'));
+        progress.done();
+        if (ctx.json) printJson(ctx.out, r);
+        else {
+          for (const p of r.problems) ctx.out.write(`${p.kind}: ${p.type} ${p.id}: ${p.message}\n`);
+          ctx.out.write(`${r.problems.length === 0 ? 'ok' : `${r.problems.length} problem(s)`}: ${r.checked.manifests} manifest(s), ${r.checked.objects} object(s) on ${r.remote} open under their seals\n`);
+        }
+        return r.problems.length === 0 ? 0 : 1;
+      }
       const head = await readHead(repo.root);
       const ref = ctx.args.positionals[1];
       if (head === null && ref === undefined) {

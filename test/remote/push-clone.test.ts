@@ -119,11 +119,20 @@ t.test('a tampered remote is refused and leaves no clone behind', async (t) => {
   ok(t, run(['push', repo, `file://${remote}`]), 'push by URL');
   const packs = (await filesBelow(join(remote, 'data'))).sort();
   t.ok(packs.length >= 1, 'packs exist');
+  const good = ok(t, run(['verify', repo, '--remote', `file://${remote}`, '--json']), 'verify --remote of an intact remote');
+  t.same((JSON.parse(good.out) as { problems: unknown[] }).problems, [], 'no problems');
   for (const p of packs) {
     const b = await readFile(p);
     b[Math.floor(b.length / 2)] = (b[Math.floor(b.length / 2)] ?? 0) ^ 0x40;
     await writeFile(p, b);
   }
+  const bad = run(['verify', repo, '--remote', `file://${remote}`, '--json']);
+  t.equal(bad.status, 1, 'verify --remote fails on the tampered remote');
+  const problems = (JSON.parse(bad.out) as { problems: { kind: string }[] }).problems;
+  t.ok(problems.length > 0 && problems.every((p) => p.kind === 'corrupt'), 'and reports corrupt blobs');
+  await rm(packs[0] as string);
+  const gone = JSON.parse(run(['verify', repo, '--remote', `file://${remote}`, '--json']).out) as { problems: { kind: string }[] };
+  t.ok(gone.problems.some((p) => p.kind === 'missing'), 'a deleted pack is reported as missing blobs');
   const c = run(['clone', `file://${remote}`, join(dir, 'clone')]);
   t.not(c.status, 0, 'clone fails');
   t.match(c.stderr, /integrity|tamper|authentic|does not match/i, 'as an integrity error');
