@@ -5,10 +5,7 @@ import { findRecord, type MountRecord } from '../daemon/mount/records.js';
 import { processAlive } from '../daemon/mount/mountinfo.js';
 import type { Repository } from '../daemon/repo/repository.js';
 import type { Versioning } from '../daemon/versioning/context.js';
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { META_DIR, META_FILE, REPO_FORMAT } from '../daemon/repo/layout.js';
-import type { RepoMeta } from '../daemon/repo/repository.js';
+import { readDvfsRepository } from '../daemon/repo/layout.js';
 import type { CommandContext } from './command.js';
 import { requirePassword } from './password.js';
 
@@ -17,16 +14,9 @@ import { requirePassword } from './password.js';
  * talks to a running daemon must start fast); anything else goes through locateRepository's full checks.
  */
 export async function versionedRepo(path: string): Promise<Repository> {
-  const root = resolve(path);
-  try {
-    const meta = JSON.parse(await readFile(join(root, META_DIR, META_FILE), 'utf8')) as RepoMeta;
-    if (meta.format === REPO_FORMAT && typeof meta.tree === 'string' && (meta.mode === 'encfs' || meta.mode === 'native')) {
-      const tree = join(root, meta.tree);
-      return { kind: 'dvfs', root, format: meta.mode, tree, encfsRoot: meta.mode === 'encfs' ? tree : null, meta };
-    }
-  } catch {
-    // fall through to the full checks and their messages
-  }
+  const dvfs = await readDvfsRepository(path);
+  if (dvfs) return dvfs;
+  // Not a dvfs repository: the full lookup says what it is instead (a bare volume, nothing at all).
   const [{ locateRepository }, { requireVersionedRepo }] = await Promise.all([import('../daemon/repo/repository.js'), import('../daemon/versioning/context.js')]);
   const repo = await locateRepository(path);
   requireVersionedRepo(repo);

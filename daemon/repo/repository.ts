@@ -5,7 +5,7 @@
  * volume, wherever it takes a repository.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DvfsError, isNodeError } from '../errors.js';
 import { CONFIG_FILE_NAME, type Preset } from '../encfs/config.js';
@@ -13,31 +13,11 @@ import { EncfsVolume, type OpenOptions } from '../encfs/volume.js';
 import { NATIVE_CONFIG_FILE, type NativeParams } from '../native/config.js';
 import { createNativeVolume } from '../native/tree.js';
 
-import { META_DIR, META_FILE, TREE_DIR, REPO_FORMAT } from './layout.js';
+import { META_DIR, META_FILE, TREE_DIR, REPO_FORMAT, readDvfsRepository, type RepoMeta, type RepoMode, type Repository } from './layout.js';
 
 export { META_DIR, META_FILE, TREE_DIR, REPO_FORMAT } from './layout.js';
 
-export type RepoMode = 'encfs' | 'native';
-
-export interface RepoMeta {
-  format: number;
-  id: string;
-  mode: RepoMode;
-  /** The ciphertext working tree, relative to the repository root. */
-  tree: string;
-  createdAt: string;
-}
-
-export interface Repository {
-  kind: 'dvfs' | 'encfs-volume' | 'native-volume';
-  root: string;
-  format: RepoMode;
-  /** The ciphertext working tree. */
-  tree: string;
-  /** The EncFS volume directory (holds `.encfs6.xml`); null in native mode. */
-  encfsRoot: string | null;
-  meta: RepoMeta | null;
-}
+export type { RepoMode, RepoMeta, Repository } from './layout.js';
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -51,23 +31,8 @@ async function exists(path: string): Promise<boolean> {
 
 export async function locateRepository(path: string): Promise<Repository> {
   const root = resolve(path);
-  const metaPath = join(root, META_DIR, META_FILE);
-  if (await exists(metaPath)) {
-    let meta: RepoMeta;
-    try {
-      meta = JSON.parse(await readFile(metaPath, 'utf8')) as RepoMeta;
-    } catch (e) {
-      throw new DvfsError('E_CONFIG', `unreadable repository metadata: ${(e as Error).message}`, { path: metaPath });
-    }
-    if (meta.format !== REPO_FORMAT || typeof meta.tree !== 'string' || (meta.mode !== 'encfs' && meta.mode !== 'native')) {
-      throw new DvfsError('E_UNSUPPORTED', `repository format ${String(meta.format)} / mode ${String(meta.mode)} is not supported by this dvfs`, {
-        path: metaPath,
-        hint: 'upgrade dvfs',
-      });
-    }
-    const tree = join(root, meta.tree);
-    return { kind: 'dvfs', root, format: meta.mode, tree, encfsRoot: meta.mode === 'encfs' ? tree : null, meta };
-  }
+  const dvfs = await readDvfsRepository(root);
+  if (dvfs) return dvfs;
   if (await exists(join(root, CONFIG_FILE_NAME))) {
     return { kind: 'encfs-volume', root, format: 'encfs', tree: root, encfsRoot: root, meta: null };
   }
