@@ -69,6 +69,20 @@ export async function liveSessions(repo: Repository): Promise<{ live: LiveSessio
   return { live, ended, foreign };
 }
 
+/**
+ * Refuses work that rewrites the working tree behind the daemon (restore, pull): while the repository is
+ * mounted, and (unless `force`) while ended sessions hold changes that are not committed yet.
+ */
+export async function refuseIfBusy(repo: Repository, options: { force?: boolean; forceHint?: string; mountedHint: string }): Promise<void> {
+  const { live, ended } = await liveSessions(repo);
+  if (live.length > 0) {
+    throw new DvfsError('E_BUSY', `the repository is mounted at ${live.map((l) => l.record.mountpoint).join(', ')}`, { hint: options.mountedHint });
+  }
+  if (ended.length > 0 && !options.force) {
+    throw new DvfsError('E_BUSY', `${ended.length} session(s) have uncommitted changes`, { hint: `commit them first (dvfs commit REPO)${options.forceHint ?? ''}` });
+  }
+}
+
 export function sessionNotFound(id: string): DvfsError {
   return new DvfsError('E_NOTFOUND', `no uncommitted session ${id}`, { hint: 'see the sessions with: dvfs status REPO' });
 }

@@ -1,9 +1,8 @@
-import { DvfsError } from '../../daemon/errors.js';
 import type { Command } from '../command.js';
 import { printJson } from '../format.js';
 import { positional, VOLUME_OPTIONS } from '../open.js';
 import { Progress } from '../progress.js';
-import { liveSessions, openStore, versionedRepo } from '../versioning.js';
+import { openStore, refuseIfBusy, versionedRepo } from '../versioning.js';
 
 const usage = 'dvfs pull REPO [REMOTE|URL] [--json]';
 
@@ -15,9 +14,7 @@ export const pullCommand: Command = {
   options: [...VOLUME_OPTIONS],
   async run(ctx) {
     const repo = await versionedRepo(positional(ctx, 0, 'REPO', usage));
-    const { live, ended } = await liveSessions(repo);
-    if (live.length > 0) throw new DvfsError('E_BUSY', `the repository is mounted at ${live.map((l) => l.record.mountpoint).join(', ')}`, { hint: 'unmount it first' });
-    if (ended.length > 0) throw new DvfsError('E_BUSY', `${ended.length} session(s) have uncommitted changes`, { hint: 'commit them first (dvfs commit REPO)' });
+    await refuseIfBusy(repo, { mountedHint: 'unmount it first' });
     const { resolveRemote } = await import('../../daemon/transfer/remotes.js');
     const url = await resolveRemote(repo.root, ctx.args.positionals[1]);
     const v = await openStore(ctx, repo);

@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
-import { DvfsError } from '../../daemon/errors.js';
 import { createSession, saveSessionInfo } from '../../daemon/journal/sessions.js';
 import { readHead } from '../../daemon/store/refs.js';
 import { restoreToDirectory, restoreToTree, type RestoreStats } from '../../daemon/versioning/restore.js';
@@ -9,7 +8,7 @@ import type { Command } from '../command.js';
 import { humanBytes, printJson } from '../format.js';
 import { positional, VOLUME_OPTIONS } from '../open.js';
 import { Progress } from '../progress.js';
-import { liveSessions, openStore, versionedRepo } from '../versioning.js';
+import { openStore, refuseIfBusy, versionedRepo } from '../versioning.js';
 
 const usage = 'dvfs restore REPO SNAPSHOT [PATH...] [--to DIR] [--force] [--json]';
 
@@ -34,15 +33,7 @@ export const restoreCommand: Command = {
     const paths = ctx.args.positionals.slice(2);
     const to = ctx.args.strings.get('to')?.[0];
     const force = ctx.args.flags.has('force');
-    if (to === undefined) {
-      const { live, ended } = await liveSessions(repo);
-      if (live.length > 0) {
-        throw new DvfsError('E_BUSY', `the repository is mounted at ${live.map((l) => l.record.mountpoint).join(', ')}`, { hint: 'unmount it first, or restore a copy with --to DIR' });
-      }
-      if (ended.length > 0 && !force) {
-        throw new DvfsError('E_BUSY', `${ended.length} session(s) have uncommitted changes that the restore could overwrite`, { hint: 'commit them first (dvfs commit REPO), or pass --force' });
-      }
-    }
+    if (to === undefined) await refuseIfBusy(repo, { force, forceHint: ', or pass --force (the restore may overwrite them)', mountedHint: 'unmount it first, or restore a copy with --to DIR' });
     const v = await openStore(ctx, repo);
     const progress = new Progress('restore');
     let stats: RestoreStats;

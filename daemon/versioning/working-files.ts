@@ -23,7 +23,14 @@ const READ_CHUNK = 1 << 20;
 
 /** Keyed hash of the plaintext of the working file at `loc` (reads and decrypts it). */
 export async function hashWorkingFile(v: Versioning, loc: Location): Promise<{ id: ObjectId; bytes: number }> {
-  const content = await v.tree.openContent(loc, { readOnly: true });
+  return hashContent(v, await v.tree.openContent(loc, { readOnly: true }));
+}
+
+/**
+ * Reads `content` to its end in chunks, feeding `sink` (optional), and closes it; returns the keyed hash
+ * of the plaintext read and its length.
+ */
+async function hashContent(v: Pick<Versioning, 'keys'>, content: FileContent, sink?: (chunk: Buffer) => Promise<void> | void): Promise<{ id: ObjectId; bytes: number }> {
   try {
     const h = new ContentHasher(v.keys.contentHash);
     const size = await content.size();
@@ -31,6 +38,7 @@ export async function hashWorkingFile(v: Versioning, loc: Location): Promise<{ i
       const chunk = await content.read(off, Math.min(READ_CHUNK, size - off));
       if (chunk.length === 0) break;
       h.update(chunk);
+      if (sink) await sink(chunk);
     }
     const bytes = h.bytes;
     return { id: h.digest(), bytes };
@@ -122,19 +130,5 @@ export async function openObject(v: Pick<Versioning, 'tree' | 'objects'>, id: Ob
 
 /** Reads an object's plaintext in chunks, feeding `sink`; returns the keyed hash of what was read. */
 export async function readObject(v: Pick<Versioning, 'tree' | 'objects' | 'keys'>, id: ObjectId, sink?: (chunk: Buffer) => Promise<void> | void): Promise<{ id: ObjectId; bytes: number }> {
-  const content = await openObject(v, id);
-  try {
-    const h = new ContentHasher(v.keys.contentHash);
-    const size = await content.size();
-    for (let off = 0; off < size; off += READ_CHUNK) {
-      const chunk = await content.read(off, Math.min(READ_CHUNK, size - off));
-      if (chunk.length === 0) break;
-      h.update(chunk);
-      if (sink) await sink(chunk);
-    }
-    const bytes = h.bytes;
-    return { id: h.digest(), bytes };
-  } finally {
-    await content.close();
-  }
+  return hashContent(v, await openObject(v, id), sink);
 }
