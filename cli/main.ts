@@ -32,6 +32,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   push: async () => (await import('./commands/push.js')).pushCommand,
   clone: async () => (await import('./commands/clone.js')).cloneCommand,
   pull: async () => (await import('./commands/pull.js')).pullCommand,
+  fetch: async () => (await import('./commands/fetch.js')).fetchCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
 };
 

@@ -5,6 +5,7 @@ import { createLogger } from '../../daemon/log.js';
 import { cleanStale, launchDaemon } from '../../daemon/mount/launcher.js';
 import { prepareSession, startSession, type SessionSpec } from '../../daemon/mount/session.js';
 import type { Command } from '../command.js';
+import { FETCH_REMOTE_OPTION, prefetchSnapshot } from '../fetching.js';
 import { printJson } from '../format.js';
 import { positional } from '../open.js';
 import { PASSWORD_OPTION, requirePassword } from '../password.js';
@@ -25,6 +26,7 @@ export const mountCommand: Command = {
     { name: 'allow-other', type: 'boolean', description: 'let other users access the mount (FUSE allow_other)' },
     { name: 'read-only', type: 'boolean', description: 'mount read-only' },
     { name: 'snapshot', type: 'string', value: 'ID', description: 'serve an old snapshot (id, 4+ hex prefix, HEAD~N) read-only instead of the working tree' },
+    FETCH_REMOTE_OPTION,
     { name: 'xattr', type: 'boolean', description: 'serve extended attributes (passed through to the ciphertext); costs a daemon round trip per write and two per ls -l entry' },
   ],
   async run(ctx) {
@@ -47,7 +49,10 @@ export const mountCommand: Command = {
       xattr: ctx.args.flags.has('xattr'),
     };
     const snapshot = ctx.args.strings.get('snapshot')?.[0];
-    if (snapshot !== undefined) spec.snapshot = snapshot;
+    if (snapshot !== undefined) {
+      spec.snapshot = snapshot;
+      await prefetchSnapshot(ctx, repo, snapshot);
+    }
     if (ctx.args.flags.has('foreground')) {
       const prepared = await prepareSession(spec);
       const logger = createLogger({ pretty: true, name: 'dvfs-mount', ...(process.stdout.isTTY ? {} : { file: prepared.run.log }) });

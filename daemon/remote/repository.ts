@@ -205,19 +205,45 @@ export class RemoteRepository {
     this.usable();
     for (const type of BLOB_TYPES) if ((this.packers.get(type)?.count ?? 0) > 0) await this.finishPack(type);
     await this.pool.drain();
-    const indexFiles: string[] = [];
-    if (this.newRecords.length > 0) {
-      const files = sealIndexFiles(this.keys, this.newRecords, this.options.indexEntriesPerFile ?? DEFAULT_INDEX_ENTRIES);
-      for (const f of files) {
-        await this.backend.put(f.key, f.data, f.data.length);
-        indexFiles.push(f.name);
-        this.indexFiles.push(f.name);
-      }
-      this.newRecords = [];
-    }
+    const indexFiles = await this.checkpoint();
     const result = { ...this.stats, indexFiles };
     this.stats = { packs: 0, blobs: 0, bytes: 0 };
     return result;
+  }
+
+  /**
+   * Writes index files for the blobs whose uploads have finished so far, without waiting for those still
+   * queued or in flight: an interrupted push then resumes after them instead of sending them again.
+   * Returns the names of the index files written.
+   */
+  async checkpoint(): Promise<string[]> {
+    this.usable();
+    if (this.newRecords.length === 0) return [];
+    const records = this.newRecords;
+    this.newRecords = [];
+    const written: string[] = [];
+    try {
+      for (const f of sealIndexFiles(this.keys, records, this.options.indexEntriesPerFile ?? DEFAULT_INDEX_ENTRIES)) {
+        await this.backend.put(f.key, f.data, f.data.length);
+        written.push(f.name);
+        this.indexFiles.push(f.name);
+      }
+    } catch (e) {
+      // Unwritten records go back; a retry rewrites them all (index entries are idempotent).
+      this.newRecords = records.concat(this.newRecords);
+      throw e;
+    }
+    return written;
+  }
+
+  /** Blobs uploaded whose index records are not written yet (checkpoint() writes them). */
+  get unindexed(): number {
+    return this.newRecords.length;
+  }
+
+  /** Bytes of packs and large blobs uploaded since the last flush(). */
+  get bytesUploaded(): number {
+    return this.stats.bytes;
   }
 
   /** A whole blob (large ones are assembled in memory: prefer read() for those). */

@@ -53,6 +53,11 @@ import { TaskPool } from './pool.js';
 import { mapS3Error } from './s3-errors.js';
 import { formatRemoteUrl, MAX_PART_SIZE, MIN_PART_SIZE, type S3RemoteUrl } from './url.js';
 
+// The SDK warns on every run under Node 20 (its future releases will need Node 22) — on dvfs's stderr, where
+// it reads like a dvfs problem. dvfs pins the SDK it ships with and supports Node >= 20, so it is silenced
+// unless the user set the variable themselves.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 export const DEFAULT_CONNECTIONS = 4;
