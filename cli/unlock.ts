@@ -52,7 +52,7 @@ export async function requireCredential(args: ParsedArgs, warn: (m: string) => v
   const passwordFile = optionString(args, PASSWORD_OPTION.name);
   if (passwordFile !== undefined) return { kind: 'password', password: await readPasswordFile(passwordFile, warn) };
   if ((await identityPath(args)) === null) {
-    throw new DvfsError('E_USAGE', 'no password or identity given', {
+    throw new DvfsError('E_USAGE', 'no password given, and no identity', {
       hint: 'use --password-file FILE (DVFS_PASSWORD_FILE) or --identity FILE (DVFS_IDENTITY; default ~/.config/dvfs/identity)',
     });
   }
