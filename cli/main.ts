@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   verify: async () => (await import('./commands/verify.js')).verifyCommand,
   gc: async () => (await import('./commands/gc.js')).gcCommand,
   remote: async () => (await import('./commands/remote.js')).remoteCommand,
+  key: async () => (await import('./commands/key.js')).keyCommand,
   push: async () => (await import('./commands/push.js')).pushCommand,
   clone: async () => (await import('./commands/clone.js')).cloneCommand,
   pull: async () => (await import('./commands/pull.js')).pullCommand,

@@ -8,9 +8,9 @@ import type { Command } from '../command.js';
 import { FETCH_REMOTE_OPTION, prefetchSnapshot } from '../fetching.js';
 import { printJson } from '../format.js';
 import { positional } from '../open.js';
-import { PASSWORD_OPTION, requirePassword } from '../password.js';
+import { requireCredential, UNLOCK_OPTIONS, wipeCredential } from '../unlock.js';
 
-const usage = 'dvfs mount REPO MOUNTPOINT [--password-file FILE] [--foreground] [--allow-other] [--read-only] [--xattr] [--snapshot ID]';
+const usage = 'dvfs mount REPO MOUNTPOINT [--password-file FILE | --identity FILE] [--foreground] [--allow-other] [--read-only] [--xattr] [--snapshot ID]';
 
 export const mountCommand: Command = {
   name: 'mount',
@@ -21,7 +21,7 @@ export const mountCommand: Command = {
     'under the repository run directory (REPO/.dvfs/run). Only ciphertext reaches disk. A stale mount left\n' +
     'by a killed daemon is detected and cleaned first. Stop it with: dvfs umount MOUNTPOINT.',
   options: [
-    PASSWORD_OPTION,
+    ...UNLOCK_OPTIONS,
     { name: 'foreground', type: 'boolean', description: 'run the daemon in this process (logs on the terminal; Ctrl-C unmounts)' },
     { name: 'allow-other', type: 'boolean', description: 'let other users access the mount (FUSE allow_other)' },
     { name: 'read-only', type: 'boolean', description: 'mount read-only' },
@@ -40,7 +40,7 @@ export const mountCommand: Command = {
     }
     const stale = cleanStale(mountpoint);
     if (stale.cleaned) ctx.note(`dvfs: cleaned up after a killed daemon: ${stale.message}`);
-    const password = await requirePassword(ctx.args, (m) => ctx.note(m));
+    const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
     const spec: SessionSpec = {
       repo: resolve(repo),
       mountpoint,
@@ -56,13 +56,13 @@ export const mountCommand: Command = {
     if (ctx.args.flags.has('foreground')) {
       const prepared = await prepareSession(spec);
       const logger = createLogger({ pretty: true, name: 'dvfs-mount', ...(process.stdout.isTTY ? {} : { file: prepared.run.log }) });
-      const session = await startSession(spec, password, logger, prepared);
+      const session = await startSession(spec, credential, logger, prepared);
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void session.shutdown(signal));
       if (!ctx.json) ctx.note(`dvfs: mounted ${spec.repo} at ${mountpoint} (foreground; Ctrl-C or dvfs umount to stop)`);
       await session.done;
       return;
     }
-    const record = await launchDaemon(spec, password);
+    const record = await launchDaemon(spec, credential).finally(() => wipeCredential(credential));
     if (ctx.json) printJson(ctx.out, record);
     else ctx.out.write(`mounted ${record.repo} at ${record.mountpoint} (daemon pid ${record.pid}, log ${record.log})\n`);
   },

@@ -25,6 +25,7 @@ import { collectBody, isNotFound, type Backend, type StreamFactory } from './bac
 import { blobRawSize, readBlob, uploadBlob } from './blob.js';
 import { newConfig, readConfig, readRef, writeConfig, writeRef, type ConfigParams, type RemoteConfig, type RemoteRef } from './config.js';
 import { deriveRemoteKeys, wipeRemoteKeys, type RemoteKeys } from './keys.js';
+import { epochBackend } from '../keys/remote-epochs.js';
 import { RemoteLock, type LockOptions } from './lock.js';
 import { BLOB_TYPES, dataKey, describe, RemoteIntegrityError, type BlobType } from './layout.js';
 import { openEntry, PackWriter } from './pack.js';
@@ -87,6 +88,7 @@ export class RemoteRepository {
 
   /** Initializes an empty remote (writes its config). E_EXISTS when it already has one. */
   static async init(backend: Backend, repoKeys: RepoKeys, params: ConfigParams = {}, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
+    backend = epochBackend(backend, repoKeys.epoch);
     const keys = deriveRemoteKeys(repoKeys);
     try {
       const existing = await readConfig(backend, keys);
@@ -102,6 +104,7 @@ export class RemoteRepository {
 
   /** Opens an initialized remote: checks its config against the keys and loads its index. */
   static async open(backend: Backend, repoKeys: RepoKeys, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
+    backend = epochBackend(backend, repoKeys.epoch);
     const keys = deriveRemoteKeys(repoKeys);
     try {
       const config = await readConfig(backend, keys);
@@ -121,7 +124,7 @@ export class RemoteRepository {
     const keys = deriveRemoteKeys(repoKeys);
     let exists: boolean;
     try {
-      exists = (await readConfig(backend, keys)) !== null;
+      exists = (await readConfig(epochBackend(backend, repoKeys.epoch), keys)) !== null;
     } finally {
       wipeRemoteKeys(keys);
     }

@@ -16,7 +16,8 @@ import { openBackend } from '../remote/open-backend.js';
 import { RemoteRepository } from '../remote/repository.js';
 import { getVolumeConfig, verifyVolumeConfig } from '../remote/volume.js';
 import { META_DIR, META_FILE, readDvfsRepository, REPO_FORMAT, TREE_DIR, type RepoMeta } from '../repo/layout.js';
-import { openTree } from '../repo/open-tree.js';
+import { openTree, type Credential } from '../repo/open-tree.js';
+import { pullKeyring } from '../keys/remote-epochs.js';
 import { writeFileAtomic } from '../store/durable.js';
 import type { ObjectId } from '../store/object-id.js';
 import { writeHead } from '../store/refs.js';
@@ -37,7 +38,7 @@ export interface CloneReport {
   seconds: number;
 }
 
-export async function clone(url: string, dir: string, password: Buffer, logger: Logger, onProgress?: (done: number, total: number) => void): Promise<CloneReport> {
+export async function clone(url: string, dir: string, password: Buffer | Credential, logger: Logger, onProgress?: (done: number, total: number) => void): Promise<CloneReport> {
   const started = performance.now();
   const root = resolve(dir);
   try {
@@ -54,6 +55,7 @@ export async function clone(url: string, dir: string, password: Buffer, logger: 
     const mode = volume.fileName === '.encfs6.xml' ? 'encfs' : 'native';
     const tree = join(staging, TREE_DIR);
     await mkdir(join(staging, META_DIR), { recursive: true, mode: 0o700 });
+    await pullKeyring(backend, staging); // key slots and epochs come first: an identity unlocks with them
     await mkdir(tree, { recursive: true });
     await writeFile(join(tree, volume.fileName), volume.data, { mode: 0o600 });
     // A native tree's root directory IV is its own (names below are sealed under it); the objects are not.

@@ -11,6 +11,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DvfsError } from '../errors.js';
 import { deriveRemoteKeys, wipeRemoteKeys } from '../remote/keys.js';
+import { pushKeyring } from '../keys/remote-epochs.js';
 import { openBackend } from '../remote/open-backend.js';
 import { RemoteRepository } from '../remote/repository.js';
 import { putVolumeConfig } from '../remote/volume.js';
@@ -77,6 +78,10 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
   if (head === null) throw new DvfsError('E_NOTFOUND', 'nothing to push: no snapshot yet', { path: v.repo.root, hint: 'dvfs commit REPO first' });
   const reach = await reachableFrom(v.manifests, [head]);
   const backend = await openBackend(url);
+  await pushKeyring(backend, v.repo.root).catch(async (e: unknown) => {
+    await backend.close();
+    throw e;
+  });
   const remote = await RemoteRepository.openOrInit(
     backend,
     v.keys,
