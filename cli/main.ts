@@ -34,6 +34,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   clone: async () => (await import('./commands/clone.js')).cloneCommand,
   pull: async () => (await import('./commands/pull.js')).pullCommand,
   fetch: async () => (await import('./commands/fetch.js')).fetchCommand,
+  run: async () => (await import('./commands/run.js')).runCommand,
+  rerun: async () => (await import('./commands/rerun.js')).rerunCommand,
+  profile: async () => (await import('./commands/profile.js')).profileCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
 };
 
