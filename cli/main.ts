@@ -33,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   clone: async () => (await import('./commands/clone.js')).cloneCommand,
   pull: async () => (await import('./commands/pull.js')).pullCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
+  slurm: async () => (await import('./commands/slurm.js')).slurmCommand,
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {
