@@ -32,6 +32,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   push: async () => (await import('./commands/push.js')).pushCommand,
   clone: async () => (await import('./commands/clone.js')).cloneCommand,
   pull: async () => (await import('./commands/pull.js')).pullCommand,
+  run: async () => (await import('./commands/run.js')).runCommand,
+  rerun: async () => (await import('./commands/rerun.js')).rerunCommand,
+  profile: async () => (await import('./commands/profile.js')).profileCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
   slurm: async () => (await import('./commands/slurm.js')).slurmCommand,
 };

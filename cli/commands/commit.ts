@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ctlRequest } from '../../daemon/ctl/client.js';
 import { DvfsError } from '../../daemon/errors.js';
 import { readHead } from '../../daemon/store/refs.js';
+import { slurmProvenance } from '../../daemon/stage/slurm-env.js';
 import type { Provenance } from '../../daemon/store/manifest-schema.js';
 import type { CommitReport, CommitRequest } from '../../daemon/versioning/commit.js';
 import type { Versioning } from '../../daemon/versioning/context.js';
@@ -13,18 +14,9 @@ import { liveSessions, openStore, sessionNotFound, versionedRepo } from '../vers
 
 const usage = 'dvfs commit REPO [-m MESSAGE] [--session ID | --all] [--rescan] [--force] [--json]';
 
-/** SLURM's environment fills in what the user did not give (a commit in an epilogue or a job step). */
-function provenanceFromEnv(): Provenance {
-  const p: Provenance = {};
-  const job = process.env['SLURM_ARRAY_JOB_ID'] ?? process.env['SLURM_JOB_ID'];
-  if (job) p.jobId = job;
-  const task = Number(process.env['SLURM_ARRAY_TASK_ID']);
-  if (process.env['SLURM_ARRAY_TASK_ID'] && Number.isSafeInteger(task)) p.arrayIndex = task;
-  return p;
-}
-
 async function readProvenance(file: string | undefined): Promise<Provenance> {
-  const fromEnv = provenanceFromEnv();
+  // SLURM's environment fills in what the user did not give (a commit in an epilogue or a job step).
+  const fromEnv: Provenance = slurmProvenance();
   if (file === undefined) return fromEnv;
   let value: unknown;
   try {
@@ -129,6 +121,16 @@ export const commitCommand: Command = {
     const onProgress = (d: number, t: number): void => progress.update(d, t, 'files');
     try {
       // Ended sessions first (they are older than any running one's latest changes), merged into one snapshot.
+      // Runs of dvfs run --defer-commit: each is its own snapshot, per its profile's commit policy.
+      const { hasStageRecord } = await import('../../daemon/stage/record.js');
+      const staged = ended.filter((e) => hasStageRecord(e.dir));
+      ended = ended.filter((e) => !hasStageRecord(e.dir));
+      if (staged.length > 0) {
+        v ??= await openStore(ctx, repo);
+        const { commitStageSessions } = await import('../../daemon/stage/deferred.js');
+        const outcomes = await commitStageSessions(v, staged, { force, note: (m) => ctx.note(m), ...(author === undefined ? {} : { author }) });
+        for (const o of outcomes) if (o.report) reports.push(o.report);
+      }
       if (ended.length > 0) {
         v ??= await openStore(ctx, repo);
         const { commitEndedSessions } = await import('../../daemon/versioning/session-commit.js');

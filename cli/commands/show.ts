@@ -39,6 +39,15 @@ export const showCommand: Command = {
         ...(p.startedAt ? [`  started:    ${p.startedAt}`] : []),
         ...(p.finishedAt ? [`  finished:   ${p.finishedAt}`] : []),
         ...(p.inputs ?? []).map((i) => `  input:      ${i.path}${i.snapshot ? ` @ ${i.snapshot.slice(0, 12)}` : ''}${i.object ? ` (object ${i.object.slice(0, 12)})` : ''}`),
+        ...(p.stage
+          ? [
+              `  stage:      ${p.stage.status} in ${p.stage.engine}${p.stage.attempts > 1 ? ` (${p.stage.attempts} attempts)` : ''}, identity ${p.stage.identity.slice(0, 16)}`,
+              ...p.stage.outputs.map((o) => `  output:     ${o}`),
+              ...(p.stage.glob ? [`  glob:       ${p.stage.glob}`] : []),
+              ...(p.stage.error ? [`  error:      ${p.stage.error}`] : []),
+            ]
+          : []),
+        ...(p.reusedFrom ? [`  reused:     outputs of ${p.reusedFrom.slice(0, 12)}`] : []),
       ];
       if (lines.at(-1) === 'provenance:') lines.push('  (none recorded)');
       ctx.out.write(lines.join('\n') + '\n');

@@ -52,6 +52,28 @@ export interface ProvenanceInput {
   object?: ObjectId;
 }
 
+export const STAGE_STATUSES = ['ran', 'failed', 'reused'] as const;
+export type StageStatus = (typeof STAGE_STATUSES)[number];
+
+/** What `dvfs run` adds to a stage's provenance (daemon/stage/). */
+export interface StageProvenance {
+  /** The stage identity: keyed hash of command, image digest, profile and input content ids. */
+  identity: ObjectId;
+  status: StageStatus;
+  /** Container engine (docker, podman, bubblewrap, sarus, apptainer, none). */
+  engine: string;
+  /** Runs of the command (1 + retries used). */
+  attempts: number;
+  /** Declared outputs (repository paths the stage owns). */
+  outputs: string[];
+  /** SHA-256 of the merged profile. */
+  profileDigest: string;
+  /** The --glob pattern this run was one match of. */
+  glob?: string;
+  /** Why the stage failed when its command did not say (daemon died, engine missing...). */
+  error?: string;
+}
+
 /** How a snapshot came about (a workflow stage run, a container image...). All optional. */
 export interface Provenance {
   command?: string[];
@@ -66,6 +88,7 @@ export interface Provenance {
   startedAt?: string;
   finishedAt?: string;
   reusedFrom?: ObjectId;
+  stage?: StageProvenance;
 }
 
 export interface SessionMark {
@@ -268,8 +291,27 @@ function checkInput(v: unknown, where: string): ProvenanceInput {
   return input;
 }
 
+function checkStage(v: unknown, where: string): StageProvenance {
+  const o = record(v, where, ['identity', 'status', 'engine', 'attempts', 'outputs', 'profileDigest', 'glob', 'error']);
+  const status = o['status'];
+  if (typeof status !== 'string' || !(STAGE_STATUSES as readonly string[]).includes(status)) fail(`${where}.status: not one of ${STAGE_STATUSES.join(', ')}`);
+  const stage: StageProvenance = {
+    identity: id(o['identity'], `${where}.identity`),
+    status: status as StageStatus,
+    engine: short(o['engine'], `${where}.engine`),
+    attempts: int(o['attempts'], `${where}.attempts`, 0, 1000),
+    outputs: list(o['outputs'], `${where}.outputs`, LIMITS.listItems).map((x, i) => str(x, `${where}.outputs[${i}]`, LIMITS.pathBytes, { nonEmpty: true, noNul: true })),
+    profileDigest: short(o['profileDigest'], `${where}.profileDigest`),
+  };
+  const glob = opt(o, 'glob', short, where);
+  const error = opt(o, 'error', short, where);
+  if (glob !== undefined) stage.glob = glob;
+  if (error !== undefined) stage.error = error;
+  return stage;
+}
+
 export function checkProvenance(v: unknown, where = 'provenance'): Provenance {
-  const o = record(v, where, ['command', 'exitStatus', 'jobId', 'arrayIndex', 'image', 'imageDigest', 'profile', 'inputs', 'host', 'startedAt', 'finishedAt', 'reusedFrom']);
+  const o = record(v, where, ['command', 'exitStatus', 'jobId', 'arrayIndex', 'image', 'imageDigest', 'profile', 'inputs', 'host', 'startedAt', 'finishedAt', 'reusedFrom', 'stage']);
   const p: Provenance = {};
   const command = opt(o, 'command', (x, w) => list(x, w, LIMITS.listItems).map((a, i) => str(a, `${w}[${i}]`, LIMITS.longString)), where);
   const exitStatus = opt(o, 'exitStatus', (x, w) => int(x, w, -(2 ** 31), 2 ** 31 - 1), where);
@@ -295,6 +337,8 @@ export function checkProvenance(v: unknown, where = 'provenance'): Provenance {
   if (startedAt !== undefined) p.startedAt = startedAt;
   if (finishedAt !== undefined) p.finishedAt = finishedAt;
   if (reusedFrom !== undefined) p.reusedFrom = reusedFrom;
+  const stage = opt(o, 'stage', checkStage, where);
+  if (stage !== undefined) p.stage = stage;
   return p;
 }
 
@@ -348,6 +392,16 @@ function provenanceJson(p: Provenance): JsonObject {
     ...p,
     command: p.command,
     inputs: p.inputs?.map((i): JsonObject => ({ path: i.path, snapshot: i.snapshot, object: i.object })),
+    stage: p.stage && {
+      identity: p.stage.identity,
+      status: p.stage.status,
+      engine: p.stage.engine,
+      attempts: p.stage.attempts,
+      outputs: p.stage.outputs,
+      profileDigest: p.stage.profileDigest,
+      glob: p.stage.glob,
+      error: p.stage.error,
+    },
   };
 }
 

@@ -18,7 +18,7 @@ import { RepoIndex } from '../index/repo-index.js';
 import type { Logger } from '../log.js';
 import type { ObjectId } from '../store/content-hash.js';
 import { withRepoLock } from '../store/lock.js';
-import type { Provenance, SessionMark, Snapshot, SnapshotStats } from '../store/manifest-schema.js';
+import { makeTree, type Provenance, type SessionMark, type Snapshot, type SnapshotStats } from '../store/manifest-schema.js';
 import { readHead, writeHead } from '../store/refs.js';
 import { applyChanges, type Progress } from './apply-changes.js';
 import type { Versioning } from './context.js';
@@ -38,6 +38,8 @@ export interface CommitRequest {
   lockWaitMs?: number;
   onProgress?: Progress;
   log?: Logger;
+  /** Make a snapshot even when nothing changed (a stage run or reuse is history worth recording). */
+  allowEmpty?: boolean;
 }
 
 /** What a running mount tells commit (absent after unmount). */
@@ -108,7 +110,7 @@ export async function commitJournals(v: Versioning, journals: readonly SessionJo
   for (const j of journals) await j.flush();
   const label = journals.map((j) => j.info.sessionId).join(',') || null;
   // Nothing recorded since the last commit: answer without the lock or the index (the common no-op).
-  if (journals.every((j) => j.lastSeq === j.committedSeq)) return emptyReport(await readHead(v.repo.root), label, started);
+  if (journals.every((j) => j.lastSeq === j.committedSeq) && request.allowEmpty !== true) return emptyReport(await readHead(v.repo.root), label, started);
   return locked(v, request, async (index, head) => {
     const sources: ChangeSource[] = [];
     const marks: { journal: SessionJournal; seq: number }[] = [];
@@ -127,7 +129,12 @@ export async function commitJournals(v: Versioning, journals: readonly SessionJo
         journal,
       });
     }
-    const report = sources.length === 0 ? emptyReport(head, label, started) : await commitChanges(v, index, head, sources, request, live, started);
+    const report =
+      sources.length > 0
+        ? await commitChanges(v, index, head, sources, request, live, started)
+        : request.allowEmpty === true
+          ? await recordUnchanged(v, index, head, request, label, started)
+          : emptyReport(head, label, started);
     // Records that changed nothing (or only cancelled out) are done too, once a snapshot exists to name.
     const snapshot = report.snapshot ?? head;
     if (snapshot !== null) {
@@ -138,6 +145,26 @@ export async function commitJournals(v: Versioning, journals: readonly SessionJo
     }
     return report;
   });
+}
+
+/**
+ * A snapshot of HEAD's tree with `request`'s message and provenance (a stage whose outputs were reused, or
+ * that ran and changed nothing): the history records that it happened.
+ */
+export async function commitUnchanged(v: Versioning, request: CommitRequest): Promise<CommitReport> {
+  const started = performance.now();
+  return locked(v, request, (index, head) => recordUnchanged(v, index, head, request, null, started));
+}
+
+async function recordUnchanged(v: Versioning, index: RepoIndex, head: ObjectId | null, request: CommitRequest, label: string | null, started: number): Promise<CommitReport> {
+  const parentSnap = head === null ? null : await v.manifests.getSnapshot(head);
+  const tree = parentSnap?.tree ?? (await v.manifests.putTree(makeTree([])));
+  const stats: SnapshotStats = { files: parentSnap?.stats.files ?? 0, bytes: parentSnap?.stats.bytes ?? 0, added: 0, changed: 0, removed: 0, bytesHashed: 0 };
+  const id = await v.manifests.putSnapshot(newSnapshot(tree, head, request, stats));
+  await syncfs(v.repo.root);
+  await index.setSnapshot(id);
+  await writeHead(v.repo.root, id);
+  return { ...emptyReport(id, label, started), parent: head, nothingToCommit: false, files: stats.files, bytes: stats.bytes };
 }
 
 /** Commits what a stat comparison of the whole working tree against the index finds. */
@@ -216,7 +243,7 @@ async function commitChanges(
   const { root, trees } = await buildTrees(v, index, dirty);
   const t2 = performance.now();
   const hashed = { filesHashed: sum.filesHashed, bytesHashed: sum.bytesHashed, filesRehashed: sum.filesRehashed, bytesRehashed: sum.bytesRehashed, leftOpen: sum.leftOpen };
-  if (parentSnap !== null && root === parentSnap.tree) {
+  if (parentSnap !== null && root === parentSnap.tree && request.allowEmpty !== true) {
     // Changes that cancel out (a file written back to what it was): no new snapshot.
     await index.setSnapshot(head as ObjectId);
     return { ...emptyReport(head, label, started), ...hashed };
@@ -229,15 +256,7 @@ async function commitChanges(
     removed: counts.removed,
     bytesHashed: sum.bytesHashed,
   };
-  const snapshot: Snapshot = {
-    tree: root,
-    parents: head === null ? [] : [head],
-    message: request.message ?? '',
-    time: new Date().toISOString(),
-    author: request.author ?? defaultAuthor(),
-    provenance: request.provenance ?? {},
-    stats,
-  };
+  const snapshot = newSnapshot(root, head, request, stats);
   const marks = sources.flatMap((s): SessionMark[] =>
     s.session !== null && s.seq !== undefined && s.lifetime
       ? [{ id: s.session, seq: s.seq, startedAt: s.lifetime.startedAt, ...(s.lifetime.finishedAt ? { finishedAt: s.lifetime.finishedAt } : {}) }]
@@ -354,6 +373,19 @@ function emptyReport(head: ObjectId | null, session: string | null, started: num
     leftOpen: 0,
     skipped: 0,
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** A snapshot of `tree` following `head`, with the request's message, author and provenance. */
+function newSnapshot(tree: ObjectId, head: ObjectId | null, request: CommitRequest, stats: SnapshotStats): Snapshot {
+  return {
+    tree,
+    parents: head === null ? [] : [head],
+    message: request.message ?? '',
+    time: new Date().toISOString(),
+    author: request.author ?? defaultAuthor(),
+    provenance: request.provenance ?? {},
+    stats,
   };
 }
 

@@ -1,0 +1,192 @@
+/**
+ * Finding, reading and merging mount profiles.
+ *
+ * Where a profile named P comes from, first match wins: a path (P contains "/" or ends in .yaml/.yml), then
+ * the repository's own `REPO/.dvfs/profiles/P.yaml`, then the shipped `mount-profiles/P.yaml`.
+ *
+ * What a stage gets, later layers overriding earlier ones (mappings merge key by key, lists and scalars
+ * replace): the built-in defaults (schema.ts), the repository defaults `REPO/.dvfs/profiles/defaults.yaml`,
+ * the profile, then the command line (`--engine`, `--image`, `--input`, `--output`).
+ *
+ * Bad YAML and schema problems are reported as `FILE:LINE:COLUMN: key.path: what is wrong`, every problem
+ * at once (E_CONFIG).
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { DvfsError, isNodeError } from '../errors.js';
+import { checkProfile, profileDocument, ProfileProblems, type Profile } from './schema.js';
+
+export const SHIPPED_PROFILES_DIR = fileURLToPath(new URL('../../../mount-profiles/', import.meta.url));
+export const REPO_PROFILES_DIR = join('.dvfs', 'profiles');
+export const DEFAULTS_FILE = 'defaults.yaml';
+export const DEFAULT_PROFILE = 'local';
+
+type Obj = { [k: string]: unknown };
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A parsed YAML file that can say where a key path is. */
+export interface YamlSource {
+  file: string;
+  value: unknown;
+  /** "FILE:LINE:COL" of the node at `path`, or null when the file does not have it. */
+  locate(path: (string | number)[]): string | null;
+}
+
+/** Parses YAML text; syntax errors throw E_CONFIG naming file:line:column. */
+export function parseYaml(text: string, file: string): YamlSource {
+  const lines = new LineCounter();
+  const doc: Document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): string => {
+    const p = lines.linePos(offset);
+    return `${file}:${p.line}:${p.col}`;
+  };
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const where = e ? at(e.pos[0]) : file;
+    const message = (e?.message ?? 'invalid YAML').split('\n')[0] ?? 'invalid YAML';
+    throw new DvfsError('E_CONFIG', `bad YAML: ${message}${doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more)` : ''}`, { path: where, hint: 'fix the YAML syntax at that line' });
+  }
+  return {
+    file,
+    value: doc.toJS() as unknown,
+    locate(path) {
+      for (let n = path.length; n >= 0; n--) {
+        const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+        if (isNode(node) && node.range) return at(node.range[0]);
+        // A scalar key without its value node: look for the pair's key in the parent mapping.
+      }
+      return null;
+    },
+  };
+}
+
+async function readYaml(file: string): Promise<YamlSource | null> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'ENOENT') return null;
+    throw e;
+  }
+  return parseYaml(text, file);
+}
+
+/** `over` laid on `base`: mappings merge key by key, everything else (lists too) replaces; undefined keeps base. */
+export function mergeLayers(base: unknown, over: unknown): unknown {
+  if (over === undefined) return base;
+  if (isObj(base) && isObj(over)) {
+    const out: Obj = { ...base };
+    for (const [k, v] of Object.entries(over)) out[k] = mergeLayers(base[k], v);
+    return out;
+  }
+  return over;
+}
+
+/** Where the profile called `name` lives (see the module header), or null. */
+export async function findProfileFile(name: string, repoRoot: string | null): Promise<string | null> {
+  if (name.includes('/') || /\.ya?ml$/.test(name)) return name;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new DvfsError('E_USAGE', `'${name}' is not a profile name`, { hint: 'names are letters, digits, ".", "_" and "-"; or give a path to a .yaml file' });
+  const candidates = [...(repoRoot ? [join(repoRoot, REPO_PROFILES_DIR, `${name}.yaml`)] : []), join(SHIPPED_PROFILES_DIR, `${name}.yaml`)];
+  for (const file of candidates) {
+    try {
+      await readFile(file);
+      return file;
+    } catch (e) {
+      if (!(isNodeError(e) && e.code === 'ENOENT')) throw e;
+    }
+  }
+  return null;
+}
+
+export interface LoadOptions {
+  /** The repository whose profiles and defaults apply (null: shipped profiles only). */
+  repoRoot: string | null;
+  /** Command-line overrides, in the YAML shape (e.g. { container: { engine: 'podman' } }). */
+  overrides?: Obj;
+}
+
+/** A loaded profile and the SHA-256 of its merged content (part of a stage's identity). */
+export interface LoadedProfile {
+  profile: Profile;
+  digest: string;
+}
+
+function reportProblems(e: ProfileProblems, layers: YamlSource[], fallbackFile: string): DvfsError {
+  const lines = e.problems.map((p) => {
+    const key = p.path.join('.') || '(document)';
+    const where = [...layers].reverse().map((l) => l.locate(p.path)).find((w) => w !== null && p.path.length > 0) ?? (p.path.length === 0 ? `${fallbackFile}:1:1` : `${fallbackFile} (command line or defaults)`);
+    return `${where}: ${key}: ${p.message}`;
+  });
+  return new DvfsError('E_CONFIG', `invalid profile:\n  ${lines.join('\n  ')}`, { hint: 'see mount-profiles/README.md for the fields' });
+}
+
+/** Loads, merges and checks profile `name` (default: the shipped `local` profile). */
+export async function loadProfile(name: string | undefined, options: LoadOptions): Promise<LoadedProfile> {
+  const wanted = name ?? DEFAULT_PROFILE;
+  const file = await findProfileFile(wanted, options.repoRoot);
+  if (file === null) {
+    const known = (await listProfiles(options.repoRoot)).map((p) => p.name);
+    throw new DvfsError('E_NOTFOUND', `no profile named '${wanted}'`, { hint: `known profiles: ${known.join(', ') || '(none)'}; or give a path to a .yaml file` });
+  }
+  const own = await readYaml(file);
+  if (own === null) throw new DvfsError('E_NOTFOUND', 'profile file not found', { path: file });
+  const layers: YamlSource[] = [];
+  const defaults = options.repoRoot ? await readYaml(join(options.repoRoot, REPO_PROFILES_DIR, DEFAULTS_FILE)) : null;
+  if (defaults) layers.push(defaults);
+  layers.push(own);
+  let merged: unknown = {};
+  for (const l of layers) {
+    if (l.value !== null && l.value !== undefined && !isObj(l.value)) throw new DvfsError('E_CONFIG', 'a profile must be a YAML mapping', { path: `${l.file}:1:1` });
+    merged = mergeLayers(merged, l.value);
+  }
+  merged = mergeLayers(merged, options.overrides);
+  const profileName = basename(file).replace(/\.ya?ml$/, '');
+  let profile: Profile;
+  try {
+    profile = checkProfile(merged, profileName, file);
+  } catch (e) {
+    if (e instanceof ProfileProblems) throw reportProblems(e, layers, file);
+    throw e;
+  }
+  const digest = createHash('sha256').update(JSON.stringify(profileDocument(profile))).digest('hex');
+  return { profile, digest };
+}
+
+export interface ProfileListing {
+  name: string;
+  source: string;
+  description: string;
+  /** Why it does not load, or null. */
+  error: string | null;
+}
+
+async function yamlNames(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f) && f !== DEFAULTS_FILE).sort();
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+/** Every profile the repository (if any) and the shipped directory offer; the repository's win on name clashes. */
+export async function listProfiles(repoRoot: string | null): Promise<ProfileListing[]> {
+  const out = new Map<string, ProfileListing>();
+  const dirs = [SHIPPED_PROFILES_DIR, ...(repoRoot ? [join(repoRoot, REPO_PROFILES_DIR)] : [])];
+  for (const dir of dirs) {
+    for (const f of await yamlNames(dir)) {
+      const file = join(dir, f);
+      const name = f.replace(/\.ya?ml$/, '');
+      try {
+        const { profile } = await loadProfile(file, { repoRoot });
+        out.set(name, { name, source: file, description: profile.description, error: null });
+      } catch (e) {
+        out.set(name, { name, source: file, description: '', error: e instanceof DvfsError ? e.oneLine() : String(e) });
+      }
+    }
+  }
+  return [...out.values()].sort((a, b) => a.name.localeCompare(b.name));
+}

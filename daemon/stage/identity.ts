@@ -1,0 +1,79 @@
+/**
+ * A stage's identity, and finding a committed stage with the same one (content-hash driven reuse).
+ *
+ * identity = keyed BLAKE2b-256 (the repository's content-hash key) of the canonical JSON of: the command,
+ * the engine, the image and its digest, the profile's name and digest, and each declared input's path with
+ * the content id of what HEAD holds there (a file's object id, a directory's tree id, null when absent).
+ * Keyed like every content id, so an identity printed or stored tells nobody without the key anything about
+ * the inputs' content or paths. Inputs are read from the committed snapshot (HEAD): commit an input before
+ * running the stage that reads it.
+ */
+import { canonicalJson } from '../store/canonical-json.js';
+import { hashBuffer, type ObjectId } from '../store/content-hash.js';
+import type { ProvenanceInput, Snapshot } from '../store/manifest-schema.js';
+import { history } from '../store/refs.js';
+import type { Versioning } from '../versioning/context.js';
+import { SnapshotReader, type AnyEntry } from '../versioning/snapshot-walk.js';
+
+export interface IdentityParts {
+  command: readonly string[];
+  engine: string;
+  image: string | null;
+  imageDigest: string | null;
+  profile: string;
+  profileDigest: string;
+  inputs: readonly { path: string; id: string | null }[];
+}
+
+/** The id of what a snapshot entry holds (its object, tree, or keyed hash of a symlink target). */
+function entryId(v: Versioning, e: AnyEntry | undefined): string | null {
+  if (e === undefined) return null;
+  if (e.type === 'file') return e.object;
+  if (e.type === 'dir') return e.tree;
+  return hashBuffer(v.keys.contentHash, Buffer.from(`symlink:${e.target}`, 'utf8'));
+}
+
+/** The content ids of `paths` in snapshot `head` (null ids for paths it does not hold, or no snapshot). */
+export async function inputIds(v: Versioning, head: ObjectId | null, paths: readonly string[]): Promise<{ path: string; id: string | null }[]> {
+  if (head === null) return paths.map((path) => ({ path, id: null }));
+  const reader = new SnapshotReader(v.manifests);
+  const snap = await v.manifests.getSnapshot(head);
+  return Promise.all(paths.map(async (path) => ({ path, id: entryId(v, await reader.lookup(snap.tree, path)) })));
+}
+
+export function stageIdentity(v: Versioning, parts: IdentityParts): ObjectId {
+  const text = canonicalJson({
+    kind: 'dvfs stage identity',
+    v: 1,
+    command: [...parts.command],
+    engine: parts.engine,
+    image: parts.image,
+    imageDigest: parts.imageDigest,
+    profile: parts.profile,
+    profileDigest: parts.profileDigest,
+    inputs: parts.inputs.map((i) => ({ path: i.path, id: i.id })),
+  });
+  return hashBuffer(v.keys.contentHash, Buffer.from(text, 'utf8'));
+}
+
+/** Provenance inputs: each path with the snapshot it was read from and its content id. */
+export function provenanceInputs(head: ObjectId | null, ids: readonly { path: string; id: string | null }[]): ProvenanceInput[] {
+  return ids.map((i) => ({ path: i.path, ...(head !== null && i.id !== null ? { snapshot: head, object: i.id as ObjectId } : {}) }));
+}
+
+/** The newest snapshot from `head` back that records a successful run (or reuse) of stage `identity`. */
+export async function findCommittedStage(v: Versioning, head: ObjectId | null, identity: ObjectId): Promise<{ id: ObjectId; snapshot: Snapshot } | null> {
+  for await (const { id, snapshot } of history(v.manifests, head)) {
+    const stage = snapshot.provenance.stage;
+    if (stage?.identity !== identity) continue;
+    if (stage.status === 'reused' || (stage.status === 'ran' && snapshot.provenance.exitStatus === 0)) return { id, snapshot };
+  }
+  return null;
+}
+
+/** Whether every path holds the same thing in both snapshots (the reused stage's outputs are still HEAD's). */
+export async function sameOutputs(v: Versioning, a: ObjectId, b: ObjectId, paths: readonly string[]): Promise<boolean> {
+  if (a === b) return true;
+  const [x, y] = [await inputIds(v, a, paths), await inputIds(v, b, paths)];
+  return x.every((e, i) => e.id === y[i]?.id);
+}
