@@ -3,11 +3,11 @@
  * where the stage runs, and the commit happens when the job ends (finalize job or site epilog), with the
  * job's own record of how it ended. `dvfs slurm stage` is what the batch script runs on the node.
  */
-import { basename, resolve } from 'node:path';
-import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { DvfsError } from '../../daemon/errors.js';
 import type { FinishOutcome } from '../../daemon/slurm/finish.js';
-import type { FailurePolicy, JobEntry } from '../../daemon/slurm/registry.js';
+import type { EngineName } from '../../daemon/profile/schema.js';
+import type { JobEntry } from '../../daemon/slurm/registry.js';
 import type { Versioning } from '../../daemon/versioning/context.js';
 import { optionString, type OptionSpec } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
@@ -15,6 +15,7 @@ import { printJson } from '../format.js';
 import { CODEC_OPTION, positional } from '../open.js';
 import { PASSWORD_OPTION, readPasswordFile } from '../password.js';
 import { openStore, versionedRepo } from '../versioning.js';
+import { RUN_OPTIONS } from './run.js';
 
 const usage = [
   'dvfs slurm submit REPO [--stage NAME] [--output PATH]... [--after JOB|STAGE]... [--array SPEC] [--sbatch-arg ARG]... [--force] -- CMD [ARGS...]',
@@ -27,9 +28,9 @@ const usage = [
 const OPTIONS: OptionSpec[] = [
   PASSWORD_OPTION,
   CODEC_OPTION,
-  { name: 'profile', type: 'string', value: 'NAME', description: 'mount profile of the stage (recorded in the provenance)' },
+  ...RUN_OPTIONS.filter((o) => o.name !== PASSWORD_OPTION.name && o.name !== CODEC_OPTION.name && o.name !== 'message'),
+  { name: 'glob', type: 'string', value: 'PAT', description: 'as dvfs run --glob: one run per committed match without a committed result, in this job' },
   { name: 'stage', type: 'string', value: 'NAME', description: 'stage name (default: the profile, else the command name)' },
-  { name: 'output', type: 'string', value: 'PATH', repeatable: true, description: 'volume path the stage owns; overlapping a queued/running job is refused' },
   { name: 'after', type: 'string', value: 'JOB|STAGE', repeatable: true, description: 'run after this job or stage has completed and been committed (afterok)' },
   { name: 'array', type: 'string', value: 'SPEC', description: 'array job (sbatch --array); one session per task, committed together' },
   { name: 'sbatch-arg', type: 'string', value: 'ARG', repeatable: true, description: 'extra sbatch argument for the stage job, e.g. --sbatch-arg=--mem=4G' },
@@ -37,8 +38,6 @@ const OPTIONS: OptionSpec[] = [
   { name: 'nodes', type: 'string', value: 'N', description: 'nodes (profile slurm.nodes)' },
   { name: 'ntasks', type: 'string', value: 'N', description: 'tasks (profile slurm.ntasks)' },
   { name: 'time', type: 'string', value: 'LIMIT', description: 'time limit (profile slurm.time)' },
-  { name: 'on-failure', type: 'string', value: 'POLICY', choices: ['commit', 'keep'], description: 'what finish does with a failed/cancelled stage: commit its changes (default) or keep its session uncommitted' },
-  { name: 'mount-root', type: 'string', value: 'DIR', env: 'DVFS_SLURM_MOUNT_ROOT', description: 'node-local directory for the stage mount (default $TMPDIR or /tmp)' },
   { name: 'message', short: 'm', type: 'string', value: 'MSG', description: 'snapshot message (default: stage, job id and state)' },
   { name: 'force', type: 'boolean', description: 'submit even when the outputs overlap those of a queued or running job' },
   { name: 'entry', type: 'string', value: 'E', description: 'the registry entry (what the batch scripts pass)' },
@@ -70,18 +69,19 @@ async function submit(ctx: CommandContext, repoRoot: string): Promise<number> {
   if (command.length === 0) throw new DvfsError('E_USAGE', 'no stage command given', { hint: 'put it after --: dvfs slurm submit REPO -- CMD [ARGS...]' });
   const passwordFile = requirePasswordFile(ctx);
   await readPasswordFile(passwordFile, (m) => ctx.note(m)); // fail now, not on the node
-  const profile = optionString(ctx.args, 'profile') ?? null;
   const { submitStage } = await import('../../daemon/slurm/submit.js');
   const s = await submitStage({
     repo: repoRoot,
-    stage: optionString(ctx.args, 'stage') ?? profile ?? basename(command[0] as string),
+    stage: optionString(ctx.args, 'stage') ?? null,
     command,
     outputs: ctx.args.strings.get('output') ?? [],
-    profile,
+    inputs: ctx.args.strings.get('input') ?? [],
+    profile: optionString(ctx.args, 'profile') ?? null,
+    engine: (optionString(ctx.args, 'engine') ?? null) as EngineName | null,
+    image: optionString(ctx.args, 'image') ?? null,
+    glob: optionString(ctx.args, 'glob') ?? null,
     message: optionString(ctx.args, 'message') ?? null,
-    onFailure: (optionString(ctx.args, 'on-failure') ?? 'commit') as FailurePolicy,
     passwordFile,
-    mountRoot: resolve(optionString(ctx.args, 'mount-root') ?? process.env['TMPDIR'] ?? tmpdir()),
     array: optionString(ctx.args, 'array') ?? null,
     after: ctx.args.strings.get('after') ?? [],
     resources: resourcesOf(ctx),
@@ -101,6 +101,8 @@ interface StatusRow {
   state: string;
   exitCode: number | null;
   snapshot: string | null;
+  /** Sessions the profile's policy left uncommitted. */
+  keptSessions: string[];
   slurm: { state: string; exitCode: string } | null;
   outputs: string[];
   submittedAt: string;
@@ -144,6 +146,7 @@ async function status(ctx: CommandContext, repoRoot: string): Promise<number> {
       state,
       exitCode,
       snapshot: e.result?.snapshot ?? null,
+      keptSessions: e.result?.keptSessions ?? [],
       slurm: e.result?.slurm ?? null,
       outputs: e.outputs,
       submittedAt: e.submittedAt,
@@ -167,7 +170,10 @@ function describeOutcome(o: FinishOutcome): string {
   const head = `${o.entry.jobId ?? '-'} ${o.entry.stage}`;
   if (o.status === 'pending') return `${head}: not finished (${o.why})`;
   const r = o.result;
-  const kept = r.keptSessions.length > 0 ? `, session(s) ${r.keptSessions.join(', ')} kept uncommitted` : '';
+  const kept = [
+    r.keptSessions.length > 0 ? `, session(s) ${r.keptSessions.join(', ')} kept uncommitted` : '',
+    r.discardedSessions.length > 0 ? `, session(s) ${r.discardedSessions.join(', ')} discarded` : '',
+  ].join('');
   return `${head}: ${o.status === 'already' ? 'already finished' : 'finished'}: ${r.state}${r.exitCode === null ? '' : ` (exit ${r.exitCode})`}, snapshot ${r.snapshot?.slice(0, 12) ?? 'none'}${kept}`;
 }
 
@@ -217,8 +223,8 @@ async function stage(ctx: CommandContext, repoRoot: string): Promise<number> {
   const entry = await readEntry(repoRoot, entryName);
   if (entry === null) throw entryNotFound(repoRoot, entryName);
   const password = await readPasswordFile(optionString(ctx.args, 'password-file') ?? entry.passwordFile, (m) => ctx.note(m));
-  const { runStage } = await import('../../daemon/slurm/stage.js');
-  const outcome = await runStage(repoRoot, entryName, password, (m) => ctx.note(m));
+  const { runSlurmStage } = await import('../../daemon/slurm/stage.js');
+  const outcome = await runSlurmStage(repoRoot, entryName, password, (m) => ctx.note(m));
   password.fill(0);
   if (outcome.run.error !== null) ctx.note(`dvfs: stage ${entry.stage}: ${outcome.run.error}`);
   if (ctx.json) printJson(ctx.out, outcome.run);

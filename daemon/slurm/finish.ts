@@ -8,6 +8,7 @@
  * is committed (a claim of a dead process is taken over), and an entry with a result is never touched again.
  * Commits of different entries serialize on the repository lock inside the commit itself.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { listSessions } from '../journal/sessions.js';
 import { stopDaemon } from '../mount/launcher.js';
@@ -106,16 +107,34 @@ function matchSlurm(jobs: readonly ControlJob[], run: RunRecord | undefined, tas
   return isArray ? jobs.find((j) => j.arrayTaskId === task) : jobs[0];
 }
 
-/** Detaches mounts of the entry's tasks that are still up on this host (the job was killed hard). */
-export async function detachLeftoverMounts(runs: readonly RunRecord[], slurmJobId?: string): Promise<string[]> {
+/** SLURM_JOB_ID in a process's environment (a mount daemon started inside a job inherits it), or null. */
+function jobOfProcess(pid: number): string | null {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    return env.find((kv) => kv.startsWith('SLURM_JOB_ID='))?.slice('SLURM_JOB_ID='.length) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Unmounts what the entry's jobs left mounted on this host (a stage killed before it could unmount: SIGKILL
+ * after KillWait, an OOM kill). Mount daemons are recognised by the SLURM_JOB_ID they inherited from the job.
+ * Returns the sessions of the mounts it detached (now ended, ready to commit).
+ */
+export async function detachLeftoverMounts(repoRoot: string, runs: readonly RunRecord[], onlyJob?: string): Promise<string[]> {
+  const jobs = new Set(runs.filter((r) => r.state !== 'ended' && r.host === hostname() && r.slurmJobId !== null).map((r) => r.slurmJobId as string));
+  if (onlyJob !== undefined) for (const j of [...jobs]) if (j !== onlyJob) jobs.delete(j);
+  if (jobs.size === 0) return [];
   const detached: string[] = [];
-  for (const run of runs) {
-    if (run.state === 'ended' || run.host !== hostname()) continue;
-    if (slurmJobId !== undefined && run.slurmJobId !== slurmJobId) continue;
-    const record = findRecord(run.mountpoint);
+  for (const s of await listSessions(repoRoot)) {
+    if (s.info.state !== 'open' || s.liveness !== 'alive') continue;
+    const job = jobOfProcess(s.info.pid);
+    if (job === null || !jobs.has(job)) continue;
+    const record = findRecord(s.info.mountpoint);
     if (record === null || !processAlive(record.pid)) continue;
     await stopDaemon(record, { force: true });
-    detached.push(run.mountpoint);
+    detached.push(s.id);
   }
   return detached;
 }
@@ -149,9 +168,50 @@ function provenanceOf(entry: JobEntry, runs: readonly RunRecord[], exitCode: num
   return p;
 }
 
+interface Committed {
+  snapshot: string | null;
+  keptSessions: string[];
+  discardedSessions: string[];
+}
+
+/**
+ * Commits the sessions: those with a sealed stage record per their profile's policy (as `dvfs commit`
+ * would), those without one (a stage killed before it sealed its record) as one snapshot with the job's
+ * provenance, so nothing a job wrote is lost.
+ */
+async function commitSessions(repoRoot: string, entry: JobEntry, runs: RunRecord[], state: FinalState, exitCode: number | null, ids: Set<string>, options: FinishOptions): Promise<Committed> {
+  const done: Committed = { snapshot: null, keptSessions: [], discardedSessions: [] };
+  const listings = (await listSessions(repoRoot)).filter((s) => ids.has(s.id) && (s.info.state === 'finished' || s.orphaned));
+  if (listings.length === 0) return done;
+  const [{ hasStageRecord }, { commitStageSessions }, { commitEndedSessions }] = await Promise.all([
+    import('../stage/record.js'),
+    import('../stage/deferred.js'),
+    import('../versioning/session-commit.js'),
+  ]);
+  const v = await options.openStore();
+  try {
+    const bare = listings.filter((l) => !hasStageRecord(l.dir));
+    if (bare.length > 0) {
+      const message = entry.message ?? `${entry.stage}: SLURM job ${entry.jobId ?? '?'} ${state}${exitCode !== null && exitCode !== 0 ? ` (exit ${exitCode})` : ''}`;
+      const report = await commitEndedSessions(v, bare, { message, provenance: provenanceOf(entry, runs, exitCode), lockWaitMs: COMMIT_LOCK_WAIT_MS });
+      if (!report.nothingToCommit) done.snapshot = report.snapshot;
+    }
+    const staged = listings.filter((l) => hasStageRecord(l.dir));
+    const note = options.note ?? (() => undefined);
+    for (const o of staged.length > 0 ? await commitStageSessions(v, staged, { note }) : []) {
+      if (o.decision === 'committed') done.snapshot = o.snapshot;
+      else if (o.decision === 'kept') done.keptSessions.push(o.sessionId);
+      else done.discardedSessions.push(o.sessionId);
+    }
+  } finally {
+    v.close();
+  }
+  return done;
+}
+
 async function finishOne(repoRoot: string, claimed: JobEntry, runs: RunRecord[], options: FinishOptions): Promise<JobResult> {
-  const detached = await detachLeftoverMounts(runs);
-  if (detached.length > 0) options.note?.(`dvfs: detached mount(s) left by job ${claimed.jobId}: ${detached.join(', ')}`);
+  const detached = await detachLeftoverMounts(repoRoot, runs);
+  if (detached.length > 0) options.note?.(`dvfs: detached ${detached.length} mount(s) left by job ${claimed.jobId}`);
   const slurmJobs = claimed.jobId === null ? [] : await controlJobs(claimed.jobId).catch(() => []);
   const isArray = claimed.array !== null;
   const tasks = new Set(runs.map((r) => r.task));
@@ -164,30 +224,13 @@ async function finishOne(repoRoot: string, claimed: JobEntry, runs: RunRecord[],
   const state = overallState(states);
   const codes = runs.flatMap((r) => (r.exitCode === null ? [] : [r.exitCode]));
   const exitCode = codes.length === 0 ? null : Math.max(...codes);
-
-  const sessionIds = new Set(runs.flatMap((r) => (r.session === null ? [] : [r.session])));
-  const listings = (await listSessions(repoRoot)).filter((s) => sessionIds.has(s.id) && (s.info.state === 'finished' || s.orphaned));
-  let snapshot: string | null = null;
-  let keptSessions: string[] = [];
-  if (state !== 'completed' && claimed.onFailure === 'keep') {
-    keptSessions = listings.map((l) => l.id);
-  } else if (listings.length > 0) {
-    const v = await options.openStore();
-    try {
-      const { commitEndedSessions } = await import('../versioning/session-commit.js');
-      const message = claimed.message ?? `${claimed.stage}: SLURM job ${claimed.jobId ?? '?'} ${state}${exitCode !== null && exitCode !== 0 ? ` (exit ${exitCode})` : ''}`;
-      const report = await commitEndedSessions(v, listings, { message, provenance: provenanceOf(claimed, runs, exitCode), lockWaitMs: COMMIT_LOCK_WAIT_MS });
-      snapshot = report.nothingToCommit ? null : report.snapshot;
-    } finally {
-      v.close();
-    }
-  }
+  const ids = new Set([...runs.flatMap((r) => r.sessions), ...detached]);
+  const committed = await commitSessions(repoRoot, claimed, runs, state, exitCode, ids, options);
   const first = slurmJobs[0];
   return {
     state,
     exitCode,
-    snapshot,
-    keptSessions,
+    ...committed,
     slurm: first === undefined ? null : { state: isArray ? [...new Set(slurmJobs.map((j) => j.state))].join(',') : first.state, exitCode: first.exitCode },
     finishedAt: new Date().toISOString(),
     by: options.by,

@@ -57,8 +57,8 @@ async function runHook(kind: 'prolog' | 'epilog', ctx: HookContext): Promise<Hoo
       report.actions.push(`job ${jobId} of stage ${entry.stage} starts`);
     } else {
       const runs = await listRuns(ours.repo, ours.entry);
-      const detached = await detachLeftoverMounts(runs, jobId ?? undefined);
-      for (const m of detached) report.actions.push(`detached ${m}`);
+      const detached = await detachLeftoverMounts(ours.repo, runs, jobId ?? undefined);
+      for (const id of detached) report.actions.push(`detached the mount of session ${id}`);
       const outcomes = await finishJobs(ours.repo, {
         entry: ours.entry,
         by: 'epilog',

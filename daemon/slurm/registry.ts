@@ -6,7 +6,7 @@
  *                              the epilog and cancel, always under the repository lock (read, change, write
  *                              atomically), so concurrent finishers of one repository never lose an update.
  *   runs/<entry>/<task>.json   what the job itself recorded on the node (one file per array task, written
- *                              only by that task, atomically): session, mountpoint, start, end, exit status.
+ *                              only by that task, atomically): sessions, start, end, exit status.
  *                              This is the authority on how the stage ended; SLURM is only a cross-check
  *                              (its records are purged after MinJobAge and sacct needs slurmdbd).
  *   logs/                      output of the finalize jobs, and hooks.log (prolog/epilog lines)
@@ -21,13 +21,11 @@ import { DvfsError, isNodeError } from '../errors.js';
 import { META_DIR } from '../repo/layout.js';
 import { writeFileAtomic } from '../store/durable.js';
 import { withRepoLock } from '../store/lock.js';
+import type { EngineName } from '../profile/schema.js';
 
 export const SLURM_DIR = 'slurm';
 /** How long registry writers wait for the repository lock (a commit of another job may hold it). */
 const LOCK_WAIT_MS = 10 * 60_000;
-
-/** What finish does with a stage that did not complete successfully. */
-export type FailurePolicy = 'commit' | 'keep';
 
 /** How a stage ended: ours from the job's own record, SLURM's names where only SLURM knows. */
 export type FinalState = 'completed' | 'failed' | 'cancelled' | 'timeout' | 'node_fail' | 'lost';
@@ -38,8 +36,10 @@ export interface JobResult {
   exitCode: number | null;
   /** The snapshot holding the stage's changes; null when it changed nothing or was not committed. */
   snapshot: string | null;
-  /** Sessions left uncommitted by the failure policy `keep`. */
+  /** Sessions the profile's policy left uncommitted (commit: on-success/never, on_failure: keep). */
   keptSessions: string[];
+  /** Sessions the profile's policy discarded (on_failure: discard). */
+  discardedSessions: string[];
   /** What SLURM said, when it still knew the job (`scontrol show job`). */
   slurm: { state: string; exitCode: string } | null;
   finishedAt: string;
@@ -54,11 +54,14 @@ export interface JobEntry {
   command: string[];
   /** Volume paths the stage owns (writes); submits overlapping a queued or running job are refused. */
   outputs: string[];
+  /** What `dvfs run` gets on the node: --profile, --engine, --image, --input, --glob, -m (null: not given). */
   profile: string | null;
+  engine: EngineName | null;
+  image: string | null;
+  inputs: string[];
+  glob: string | null;
   message: string | null;
-  onFailure: FailurePolicy;
   passwordFile: string;
-  mountRoot: string;
   /** `--array` as given (e.g. "0-3"), null for a single job. */
   array: string | null;
   /** Job ids this one waits for (afterok on their finalize jobs). */
@@ -80,8 +83,8 @@ export interface RunRecord {
   slurmJobId: string | null;
   arrayTaskId: number | null;
   host: string;
-  session: string | null;
-  mountpoint: string;
+  /** The sessions the stage left (one per --glob match), each with its sealed stage record. */
+  sessions: string[];
   state: RunState;
   startedAt: string;
   finishedAt: string | null;

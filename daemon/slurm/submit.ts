@@ -5,19 +5,41 @@
  * submitted cancels the stage job again, so no stage ever runs without something to commit it.
  */
 import { hostname } from 'node:os';
+import { basename } from 'node:path';
+import { loadProfile } from '../profile/load.js';
+import type { SlurmOptions } from '../profile/schema.js';
 import { DvfsError } from '../errors.js';
 import { cancelJobs, parseSbatchId, queuedJobs, slurmChecked } from './client.js';
 import { findConflicts, normaliseOutput } from './conflicts.js';
 import { listEntries, newEntryName, saveEntry, updateEntry, withRegistry, type JobEntry } from './registry.js';
 import { finalizeJob, stageJob, type SlurmResources } from './sbatch.js';
 
-export type SubmitRequest = Pick<JobEntry, 'repo' | 'stage' | 'command' | 'outputs' | 'profile' | 'message' | 'onFailure' | 'passwordFile' | 'mountRoot' | 'array'> & {
+export type SubmitRequest = Pick<JobEntry, 'repo' | 'command' | 'profile' | 'engine' | 'image' | 'inputs' | 'glob' | 'message' | 'passwordFile' | 'array'> & {
+  /** Stage name (default: the profile's name, else the command's). */
+  stage: string | null;
+  /** Owned outputs (default: the profile's layout.writes). */
+  outputs: string[];
   /** Job ids (stage or finalize) or stage names this stage runs after (afterok). */
   after: string[];
+  /** Given on the command line; each field overrides the profile's `slurm:` section. */
   resources: SlurmResources;
   /** Submit even when the outputs overlap an active job's. */
   force: boolean;
 };
+
+/** The profile's `slurm:` section, each field replaced by the command line's when given. */
+export function profileResources(fromProfile: SlurmOptions, given: SlurmResources): SlurmResources {
+  const r: SlurmResources = { extra: [...fromProfile.extraArgs, ...(given.extra ?? [])] };
+  const partition = given.partition ?? fromProfile.partition ?? undefined;
+  const nodes = given.nodes ?? (fromProfile.nodes === null ? undefined : String(fromProfile.nodes));
+  const ntasks = given.ntasks ?? (fromProfile.ntasks === null ? undefined : String(fromProfile.ntasks));
+  const time = given.time ?? fromProfile.time ?? undefined;
+  if (partition !== undefined) r.partition = partition;
+  if (nodes !== undefined) r.nodes = nodes;
+  if (ntasks !== undefined) r.ntasks = ntasks;
+  if (time !== undefined) r.time = time;
+  return r;
+}
 
 export interface Submitted {
   entry: string;
@@ -45,18 +67,22 @@ function resolveAfter(refs: readonly string[], entries: readonly JobEntry[]): st
 
 export async function submitStage(req: SubmitRequest): Promise<Submitted> {
   if (req.command.length === 0) throw new DvfsError('E_USAGE', 'no stage command given', { hint: 'usage: dvfs slurm submit REPO [options] -- CMD [ARGS...]' });
-  const outputs = [...new Set(req.outputs.map(normaliseOutput))];
+  const { profile } = await loadProfile(req.profile ?? undefined, { repoRoot: req.repo });
+  const outputs = [...new Set((req.outputs.length > 0 ? req.outputs : profile.layout.writes).map(normaliseOutput))];
+  const resources = profileResources(profile.slurm, req.resources);
   const entry: JobEntry = {
     entry: newEntryName(),
     repo: req.repo,
-    stage: req.stage,
+    stage: req.stage ?? (req.profile !== null ? profile.name : basename(req.command[0] as string)),
     command: req.command,
     outputs,
     profile: req.profile,
+    engine: req.engine,
+    image: req.image,
+    inputs: req.inputs,
+    glob: req.glob,
     message: req.message,
-    onFailure: req.onFailure,
     passwordFile: req.passwordFile,
-    mountRoot: req.mountRoot,
     array: req.array,
     after: [],
     jobId: null,
@@ -75,7 +101,7 @@ export async function submitStage(req: SubmitRequest): Promise<Submitted> {
     for (const c of conflicts) {
       const what = `job ${c.jobId} (stage ${c.entry.stage}) owns ${c.paths.map(([, theirs]) => theirs || '/').join(', ')}`;
       if (!req.force) {
-        throw new DvfsError('E_CONFLICT', `outputs of stage ${req.stage} overlap a queued or running job: ${what}`, {
+        throw new DvfsError('E_CONFLICT', `outputs of stage ${entry.stage} overlap a queued or running job: ${what}`, {
           path: req.repo,
           hint: `wait for job ${c.jobId}, cancel it (dvfs slurm cancel REPO ${c.jobId}), or submit with --force`,
         });
@@ -86,7 +112,7 @@ export async function submitStage(req: SubmitRequest): Promise<Submitted> {
     await saveEntry(req.repo, entry);
   });
 
-  const stage = stageJob(entry, req.resources, entry.after);
+  const stage = stageJob(entry, resources, entry.after);
   let jobId: string;
   try {
     jobId = parseSbatchId(await slurmChecked('sbatch', stage.args, stage.script));
@@ -94,7 +120,7 @@ export async function submitStage(req: SubmitRequest): Promise<Submitted> {
     await recordSubmitFailure(entry, 'the stage job could not be submitted');
     throw e;
   }
-  const finalize = finalizeJob(entry, req.resources, jobId);
+  const finalize = finalizeJob(entry, resources, jobId);
   let finalizeJobId: string;
   try {
     finalizeJobId = parseSbatchId(await slurmChecked('sbatch', finalize.args, finalize.script));
@@ -111,6 +137,6 @@ async function recordSubmitFailure(entry: JobEntry, why: string): Promise<void> 
   await updateEntry(entry.repo, entry.entry, 'submit failed', (e) => ({
     ...e,
     jobId: entry.jobId,
-    result: { state: 'lost', exitCode: null, snapshot: null, keptSessions: [], slurm: null, finishedAt: new Date().toISOString(), by: `submit: ${why}` },
+    result: { state: 'lost', exitCode: null, snapshot: null, keptSessions: [], discardedSessions: [], slurm: null, finishedAt: new Date().toISOString(), by: `submit: ${why}` },
   })).catch(() => undefined);
 }

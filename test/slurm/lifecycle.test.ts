@@ -4,6 +4,7 @@
  * arrays and 20 concurrent jobs end in a complete, linear history.
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { mountsUnder } from '../../daemon/mount/mountinfo.js';
 import { join } from 'node:path';
 import t from 'tap';
 import { fuseAvailable } from '../helpers/mount.js';
@@ -37,9 +38,9 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.equal(log.length, 1, 'one snapshot');
     t.equal(log[0]?.id, row.snapshot, 'status names the committed snapshot');
     t.equal(log[0]?.provenance.jobId, s.jobId, 'the snapshot records the job id');
-    t.same(log[0]?.provenance.command?.slice(0, 2), ['sh', '-c'], 'and the command');
+    t.same(log[0]?.provenance.command?.slice(0, 2), ['sh', '-c'], 'and the command (the stage record of dvfs run)');
     t.equal(cat(repo, 'results/out.txt'), `from ${s.jobId}\n`, 'the stage wrote through the mount');
-    t.same(readdirSync(repo.mountRoot), [], 'the job unmounted and removed its mountpoint');
+    t.same(mountsUnder(repo.dir), [], 'the job unmounted');
 
     const again = repo.run(['slurm', 'finish', repo.root]);
     t.equal(again.status, 0, 'finish again succeeds');
@@ -49,7 +50,7 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
 
   t.test('a failing stage is recorded as failed and its follower is cancelled, not left pending', async (t) => {
     const repo = makeJobRepo(t, cluster);
-    const bad = repo.submit(['--stage', 'bad'], ['sh', '-c', 'echo partial > partial.txt; exit 3']);
+    const bad = repo.submit(['--stage', 'bad', '--profile', repo.alwaysProfile], ['sh', '-c', 'echo partial > partial.txt; exit 3']);
     const next = repo.submit(['--stage', 'next', '--after', 'bad'], ['sh', '-c', 'echo never > next.txt']);
     await repo.settle([bad.finalizeJobId, next.jobId, next.finalizeJobId]);
     const rows = repo.status();
@@ -57,9 +58,19 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.match(rows.find((r) => r.stage === 'next'), { state: 'cancelled', exitCode: null, snapshot: null }, 'the follower was cancelled');
     t.equal((await cluster.job(next.jobId))?.reason, 'DependencyNeverSatisfied', 'SLURM cancelled it because the dependency failed');
     const log = repo.log();
-    t.equal(log.length, 1, 'the failed stage was committed (policy commit)');
+    t.equal(log.length, 1, 'the failed stage was committed (profile policy commit: always)');
     t.equal(log[0]?.provenance.exitStatus, 3, 'with its exit status');
     t.equal(cat(repo, 'partial.txt'), 'partial\n', 'its partial output is in the snapshot');
+  });
+
+  t.test('the profile decides: a failed stage under commit: on-success stays uncommitted, recorded as kept', async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    const s = repo.submit(['--stage', 'flaky'], ['sh', '-c', 'echo half > half.txt; exit 2']);
+    const row = await repo.until(s.entry, final);
+    t.match(row, { state: 'failed', exitCode: 2, snapshot: null }, 'failed, not committed');
+    t.equal(row.keptSessions.length, 1, 'its session is kept uncommitted (on_failure: keep)');
+    t.equal(repo.log().length, 0, 'no snapshot');
+    t.match(repo.run(['status', repo.root]).out, new RegExp(row.keptSessions[0] ?? 'x'), 'dvfs status lists the kept session');
   });
 
   t.test('two chained stages: the second sees the first one\'s committed output; history is linear', async (t) => {
@@ -83,17 +94,17 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.match(refused.stderr, /--force/, 'and the way out');
     const elsewhere = repo.submit(['--stage', 'other', '--output', 'modelling'], ['true']);
     t.ok(elsewhere.jobId, 'a path that only shares a prefix string is no conflict');
-    const forced = repo.run(['slurm', 'submit', repo.root, '--mount-root', repo.mountRoot, '--output', 'model', '--force', '--json', '--', 'true']);
+    const forced = repo.run(['slurm', 'submit', repo.root, '--output', 'model', '--force', '--json', '--', 'true']);
     t.equal(forced.status, 0, '--force submits anyway');
     t.match(forced.stderr, /warning: --force/, 'with a warning');
     await repo.settle([first.finalizeJobId, elsewhere.finalizeJobId, (JSON.parse(forced.out) as { finalizeJobId: string }).finalizeJobId]);
-    const after = repo.run(['slurm', 'submit', repo.root, '--mount-root', repo.mountRoot, '--output', 'model', '--json', '--', 'true']);
+    const after = repo.run(['slurm', 'submit', repo.root, '--output', 'model', '--json', '--', 'true']);
     t.equal(after.status, 0, 'once the job is finished the outputs are free again');
   });
 
   t.test('scancel mid-run: the job records the signal, finish commits what it wrote, state cancelled', async (t) => {
     const repo = makeJobRepo(t, cluster);
-    const s = repo.submit(['--stage', 'slow'], ['sh', '-c', 'echo started > progress.txt; sleep 120']);
+    const s = repo.submit(['--stage', 'slow', '--profile', repo.alwaysProfile], ['sh', '-c', 'echo started > progress.txt; sleep 120']);
     // the stage has written through its mount (dvfs cat reads the ciphertext working tree)
     for (let i = 0; i < 600 && cat(repo, 'progress.txt') !== 'started\n'; i++) await new Promise((r) => setTimeout(r, 100));
     t.equal(cat(repo, 'progress.txt'), 'started\n', 'the stage is running and has written');
@@ -103,17 +114,19 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     const row = await repo.until(s.entry, final);
     t.equal(row.state, 'cancelled', 'recorded as cancelled');
     t.equal(row.exitCode, 143, 'the stage command got SIGTERM (128+15)');
-    t.equal(cat(repo, 'progress.txt'), 'started\n', 'what it wrote before the cancel is committed (policy commit)');
-    t.same(readdirSync(repo.mountRoot), [], 'the mount is gone');
+    t.equal(cat(repo, 'progress.txt'), 'started\n', 'what it wrote before the cancel is committed (commit: always)');
+    t.same(mountsUnder(repo.dir), [], 'the mount is gone');
   });
 
-  t.test('an array job: one session per task, committed together in one snapshot', async (t) => {
+  t.test('an array job: one session per task, each committed with its array index', async (t) => {
     const repo = makeJobRepo(t, cluster);
     const s = repo.submit(['--stage', 'sweep', '--array', '0-3'], ['sh', '-c', 'echo "task $SLURM_ARRAY_TASK_ID" > "t$SLURM_ARRAY_TASK_ID.txt"']);
     const row = await repo.until(s.entry, final);
     t.equal(row.state, 'completed', 'all tasks completed');
     const log = repo.log();
-    t.equal(log.length, 1, 'one snapshot for the four tasks');
+    t.equal(log.length, 4, 'one snapshot per task (each with its own stage record)');
+    t.same(log.map((l) => l.provenance.jobId), [s.jobId, s.jobId, s.jobId, s.jobId], 'all under the array job id');
+    t.same(log.map((l) => l.provenance.arrayIndex).sort(), [0, 1, 2, 3], 'with each task index');
     for (const i of [0, 1, 2, 3]) t.equal(cat(repo, `t${i}.txt`), `task ${i}\n`, `task ${i}'s output is in it`);
     const runs = readdirSync(join(repo.root, '.dvfs', 'slurm', 'runs', s.entry)).sort();
     t.same(runs, ['0.json', '1.json', '2.json', '3.json'], 'each task recorded its own run');

@@ -18,9 +18,11 @@ const entry = (over: Partial<JobEntry> = {}): JobEntry => ({
   outputs: ['model'],
   profile: null,
   message: null,
-  onFailure: 'commit',
+  engine: null,
+  image: null,
+  inputs: [],
+  glob: null,
   passwordFile: '/home/u/.pw',
-  mountRoot: '/tmp',
   array: null,
   after: [],
   jobId: '41',
@@ -69,7 +71,7 @@ t.test('owned outputs and conflicts', async (t) => {
   const queue = parseSqueue('41|41|RUNNING\n');
   t.match(findConflicts(['model/x'], [entry()], queue), [{ jobId: '41', paths: [['model/x', 'model']] }]);
   t.same(findConflicts(['data'], [entry()], queue), [], 'disjoint outputs');
-  t.same(findConflicts(['model'], [entry({ result: { state: 'completed', exitCode: 0, snapshot: null, keptSessions: [], slurm: null, finishedAt: '', by: 'finish' } })], queue), [], 'finished jobs own nothing');
+  t.same(findConflicts(['model'], [entry({ result: { state: 'completed', exitCode: 0, snapshot: null, keptSessions: [], discardedSessions: [], slurm: null, finishedAt: '', by: 'finish' } })], queue), [], 'finished jobs own nothing');
   t.same(findConflicts(['model'], [entry()], []), [], 'a job SLURM no longer has owns nothing');
   t.match(findConflicts(['model'], [entry()], parseSqueue('42|42|PENDING\n')), [{ jobId: '42' }], 'a pending finalize job still owns the outputs');
 });

@@ -2,7 +2,7 @@
  * A dvfs repository for SLURM job tests: a fresh EncFS-format repository with a 0600 password file, the real
  * CLI run with the cluster's environment, and waiting for jobs through what the CLI itself reports.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +24,7 @@ export interface StatusRow {
   state: string;
   exitCode: number | null;
   snapshot: string | null;
+  keptSessions: string[];
   slurm: { state: string; exitCode: string } | null;
 }
 
@@ -31,13 +32,14 @@ export interface LogEntry {
   id: string;
   parents: string[];
   message: string;
-  provenance: { jobId?: string; exitStatus?: number; command?: string[] };
+  provenance: { jobId?: string; arrayIndex?: number; exitStatus?: number; command?: string[]; profile?: string; image?: string; imageDigest?: string };
 }
 
 export interface JobRepo {
   dir: string;
   root: string;
-  mountRoot: string;
+  /** A profile file like the shipped local one but `commit: always` (failed and cancelled stages are committed too). */
+  alwaysProfile: string;
   env: NodeJS.ProcessEnv;
   run(args: string[]): CliResult;
   /** `dvfs slurm submit ROOT --json` with the given options and command; throws with stderr on failure. */
@@ -59,8 +61,8 @@ export function makeJobRepo(t: TeardownHost, cluster: SlurmCluster): JobRepo {
   writeFileSync(passwordFile, 'slurm test password\n');
   chmodSync(passwordFile, 0o600);
   const root = join(dir, 'repo');
-  const mountRoot = join(dir, 'mnt');
-  mkdirSync(mountRoot);
+  const alwaysProfile = join(dir, 'always.yaml');
+  writeFileSync(alwaysProfile, 'description: commit whatever happens\ncontainer:\n  engine: none\ncommit: always\nfailure:\n  retry: 0\n  on_failure: keep\npush: none\n');
   const env = { ...cluster.env, DVFS_PASSWORD_FILE: passwordFile };
   const run = (args: string[]): CliResult => dvfs(args, { env, cwd: dir });
   const init = run(['init', root, '--mode', 'encfs', '--kdf-iterations', '1000']);
@@ -74,10 +76,10 @@ export function makeJobRepo(t: TeardownHost, cluster: SlurmCluster): JobRepo {
   const repo: JobRepo = {
     dir,
     root,
-    mountRoot,
+    alwaysProfile,
     env,
     run,
-    submit: (options, command) => json<Submitted>(['slurm', 'submit', root, '--mount-root', mountRoot, ...options, '--', ...command]),
+    submit: (options, command) => json<Submitted>(['slurm', 'submit', root, ...options, '--', ...command]),
     status: () => json<{ jobs: StatusRow[] }>(['slurm', 'status', root]).jobs,
     log: () => {
       const r = run(['log', root, '--json']);
