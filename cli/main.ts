@@ -38,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rerun: async () => (await import('./commands/rerun.js')).rerunCommand,
   profile: async () => (await import('./commands/profile.js')).profileCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
+  slurm: async () => (await import('./commands/slurm.js')).slurmCommand,
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {

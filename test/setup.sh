@@ -12,6 +12,9 @@ SYSTEM_PACKAGES="encfs fuse3 gocryptfs openssl attr"
 # uwsgi, which the fixture does not use. memcached is for tempauth, curl for
 # the fixture's readiness checks. 35 packages, ~7 MB, ~11 s to install.
 SYSTEM_PACKAGES+=" python3-swift memcached curl"
+# SLURM for the job lifecycle tests (test/fixtures/slurm/cluster.sh starts munged, slurmctld and slurmd
+# itself; the packages' systemd units are not used).
+SYSTEM_PACKAGES+=" slurm-wlm munge"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -23,6 +26,8 @@ declare -A PACKAGE_COMMAND=(
   [attr]=setfattr
   [memcached]=memcached
   [curl]=curl
+  [slurm-wlm]=slurmctld
+  [munge]=munged
 )
 
 say() { printf 'setup: %s\n' "$*"; }
