@@ -11,7 +11,7 @@ import { AccessDenied, NoSuchBucket, NoSuchKey, NotFound, S3ServiceException, ty
 import { DvfsError } from '../../daemon/errors.js';
 import { NotFoundError, PermanentError, rechunk, RetryingBackend, TransientError } from '../../daemon/remote/backend.js';
 import { parseIni, readCredentialsFile, resolveS3Credentials } from '../../daemon/remote/credentials.js';
-import { partSizeFor, S3Backend } from '../../daemon/remote/s3-backend.js';
+import { needsContentMd5, partSizeFor, S3Backend } from '../../daemon/remote/s3-backend.js';
 import { mapS3Error } from '../../daemon/remote/s3-errors.js';
 import { parseRemoteUrl, type S3RemoteUrl } from '../../daemon/remote/url.js';
 import { FakeS3 } from './backend-fake-s3.js';
@@ -165,7 +165,7 @@ t.test('part sizes and rechunking', async (t) => {
   t.same(none, []);
 });
 
-function fakeBackend(fake: FakeS3, url: string, extra: { multipartThreshold?: number; partSize?: number; connections?: number } = {}): S3Backend {
+function fakeBackend(fake: FakeS3, url: string, extra: { multipartThreshold?: number; partSize?: number; connections?: number; contentMd5?: boolean } = {}): S3Backend {
   return new S3Backend(parseRemoteUrl(url) as S3RemoteUrl, {
     credentials: { accessKeyId: 'test:tester', secretAccessKey: 'testing' },
     requestHandler: fake.handler() as unknown as S3ClientConfig['requestHandler'],
@@ -173,6 +173,26 @@ function fakeBackend(fake: FakeS3, url: string, extra: { multipartThreshold?: nu
     ...extra,
   });
 }
+
+t.test('Content-MD5 only where nothing else protects a body in transit', async (t) => {
+  t.equal(needsContentMd5('http://swift.example.org:8080'), true, 'plain http to another host: MD5');
+  t.equal(needsContentMd5('http://10.1.2.3'), true);
+  t.equal(needsContentMd5('https://object.cscs.ch'), false, 'https: the TLS record MACs cover it');
+  t.equal(needsContentMd5(undefined), false, 'AWS itself (https)');
+  t.equal(needsContentMd5('http://127.0.0.1:8080'), false, 'loopback: no wire');
+  t.equal(needsContentMd5('http://localhost:8080'), false);
+  t.equal(needsContentMd5('http://[::1]:8080'), false);
+  const fake = new FakeS3('bkt');
+  const b = fakeBackend(fake, 's3://bkt?endpoint=http://127.0.0.1:9&region=us-east-1');
+  t.teardown(() => b.close());
+  await b.put('config', Buffer.from('hello'), 5);
+  t.equal(fake.requests.at(-1)?.headers['content-md5'], undefined, 'no Content-MD5 to a loopback endpoint');
+  t.equal(fake.requests.at(-1)?.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD', 'and no payload hash in the signature');
+  const forced = fakeBackend(fake, 's3://bkt?endpoint=http://127.0.0.1:9&region=us-east-1', { contentMd5: true });
+  t.teardown(() => forced.close());
+  await forced.put('config', Buffer.from('hello'), 5);
+  t.ok(fake.requests.at(-1)?.headers['content-md5'] !== undefined, 'unless asked for');
+});
 
 t.test('S3Backend against a fake S3', async (t) => {
   const fake = new FakeS3('bkt');
