@@ -72,11 +72,15 @@ export interface FinishedPack {
   entries: PackedBlob[];
 }
 
-/** Builds one pack in memory. */
+/**
+ * Builds one pack in memory, sealing each entry straight into one buffer (grown by doubling when the hint
+ * was short), so a finished pack is never copied again: a push touches each byte once to read it and once
+ * to seal it.
+ */
 export class PackWriter {
   readonly name: string;
   private readonly nameBuf: Buffer;
-  private readonly parts: Buffer[] = [];
+  private buf: Buffer;
   private readonly list: PackedBlob[] = [];
   private bytes = 0;
   private done = false;
@@ -84,9 +88,21 @@ export class PackWriter {
   constructor(
     private readonly keys: RemoteKeys,
     name: string = newName(),
+    /** Expected pack size (entries), to allocate once. */
+    capacityHint = 1 << 20,
   ) {
     this.name = name;
     this.nameBuf = nameBytes(name);
+    this.buf = Buffer.allocUnsafe(Math.max(4096, capacityHint));
+  }
+
+  private reserve(extra: number): void {
+    if (this.bytes + extra <= this.buf.length) return;
+    let size = this.buf.length;
+    while (size < this.bytes + extra) size *= 2;
+    const grown = Buffer.allocUnsafe(size);
+    this.buf.copy(grown, 0, 0, this.bytes);
+    this.buf = grown;
   }
 
   /** Bytes of entries so far (the table and trailer come on top). */
@@ -106,10 +122,9 @@ export class PackWriter {
     if (this.bytes + length + TRAILER_BYTES + SEAL_OVERHEAD + TABLE_HEADER_BYTES + (this.list.length + 1) * TABLE_ENTRY_BYTES > MAX_PACK_BYTES) {
       throw new RangeError('pack would exceed 4 GiB');
     }
-    const sealed = Buffer.allocUnsafe(length);
-    sealInto(sealed, this.keys.pack, entryAd(this.nameBuf, type, id), blob);
+    this.reserve(length);
+    sealInto(this.buf.subarray(this.bytes, this.bytes + length), this.keys.pack, entryAd(this.nameBuf, type, id), blob);
     const entry: PackedBlob = { type, id, offset: this.bytes, length };
-    this.parts.push(sealed);
     this.list.push(entry);
     this.bytes += length;
     return entry;
@@ -129,12 +144,12 @@ export class PackWriter {
       plain.writeUInt32BE(e.length - SEAL_OVERHEAD, off + 33);
       off += TABLE_ENTRY_BYTES;
     }
-    const table = Buffer.allocUnsafe(plain.length + SEAL_OVERHEAD);
-    sealInto(table, this.keys.pack, tableAd(this.nameBuf), plain);
-    const trailer = Buffer.allocUnsafe(TRAILER_BYTES);
-    trailer.writeUInt32BE(table.length, 0);
-    const data = Buffer.concat([...this.parts, table, trailer]);
-    this.parts.length = 0;
+    const tableLength = plain.length + SEAL_OVERHEAD;
+    this.reserve(tableLength + TRAILER_BYTES);
+    sealInto(this.buf.subarray(this.bytes, this.bytes + tableLength), this.keys.pack, tableAd(this.nameBuf), plain);
+    this.buf.writeUInt32BE(tableLength, this.bytes + tableLength);
+    const data = this.buf.subarray(0, this.bytes + tableLength + TRAILER_BYTES);
+    this.buf = Buffer.alloc(0);
     return { name: this.name, key: dataKey(this.name), data, entries: this.list };
   }
 }

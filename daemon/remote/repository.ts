@@ -157,7 +157,7 @@ export class RemoteRepository {
     this.pool.check();
     let packer = this.packers.get(type);
     if (packer === undefined) {
-      packer = new PackWriter(this.keys);
+      packer = new PackWriter(this.keys, undefined, this.config.packSize + this.config.largeThreshold);
       this.packers.set(type, packer);
     }
     packer.add(type, id, data);
