@@ -59,7 +59,8 @@ export function openSlots(keyring: Keyring, holder: Identity, where: string): Ma
         hint: `ask a member to remove and re-add ${s.name}`,
       });
     }
-    grants.get(s.epoch)?.tree.fill(0);
+    const duplicate = grants.get(s.epoch);
+    if (duplicate) wipeGrant(duplicate);
     grants.set(s.epoch, grant);
   });
   return grants;
@@ -113,7 +114,7 @@ export async function unlockTree(repo: Repository, credential: Credential, logge
       const root = await rootIdentity(credential.password, keyring, where);
       const grants = openSlots(keyring, root, where);
       root.destroy();
-      grants.get(0) ?? grants.set(0, volumeGrant(tree));
+      if (!grants.has(0)) grants.set(0, volumeGrant(tree));
       if (!grants.has(currentEpoch(keyring))) {
         throw new DvfsError('E_INTEGRITY', `the keyring has no slot of epoch ${currentEpoch(keyring)} for the password holder`, { path: where, hint: 'restore the keyring from a copy (a remote has one)' });
       }
