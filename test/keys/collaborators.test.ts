@@ -105,6 +105,15 @@ async function scenario(t: Test, ws: KeyWorkspace, url: string, env: NodeJS.Proc
   ok(t, ws.withPassword(['show', aliceClone, 'HEAD~1']), 'the password holder reads the epoch-0 snapshot');
   ok(t, ws.withPassword(['verify', repo, '--full']), 'the repository verifies across epochs');
 
+  // A keyring rolled back to before the rotation (by whoever controls the storage) is caught: its keys do
+  // not open HEAD, which was committed under epoch 1.
+  const keyringFile = join(repo, '.dvfs/keys/keyring.json');
+  const current = await readFile(keyringFile);
+  await writeFile(keyringFile, oldKeyring);
+  fails(t, ws.as(aliceId, ['cat', repo, '/v1.txt']), /do not open this repository's HEAD .*rolled back/, 'a rolled-back keyring');
+  await writeFile(keyringFile, current);
+  ok(t, ws.as(aliceId, ['cat', repo, '/v1.txt']), 'the current keyring works again');
+
   // No secret in any file but the identities.
   const aliceSeed = await identitySeed(aliceId);
   for (const where of [repo, bobRepo, aliceClone, ...(url.startsWith('file://') ? [url.slice('file://'.length)] : [])]) {
