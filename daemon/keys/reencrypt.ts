@@ -10,7 +10,7 @@
  *   2. `objects/` — every stored object decrypted with the old key and encrypted with the new one, each
  *      written atomically (existing ones are skipped on a rerun);
  *   3. the working tree copied through both plaintext views into `tree/` (modes, times, symlinks; redone
- *      whole on a rerun), then `tree.done`;
+ *      whole on a rerun);
  *   4. the new epoch is sealed with the new tree key (`rotated` in `state.json`);
  *   5. the new tree and objects replace the old ones (renames), the old ones, `.dvfs/frozen` and the
  *      index are removed.
