@@ -27,10 +27,11 @@ export async function versionedRepo(path: string): Promise<Repository> {
 export async function openStore(ctx: CommandContext, repo: Repository): Promise<Versioning> {
   const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
-  const [{ openTree }, { silentLogger }, { openVersioning }] = await Promise.all([
+  const [{ openTree }, { silentLogger }, { openVersioning }, { epochKeysOf }] = await Promise.all([
     import('../daemon/repo/open-tree.js'),
     import('../daemon/log.js'),
     import('../daemon/versioning/context.js'),
+    import('../daemon/keys/epoch-keys.js'),
   ]);
   let tree;
   try {
@@ -40,8 +41,10 @@ export async function openStore(ctx: CommandContext, repo: Repository): Promise<
   }
   const v = openVersioning(repo, tree);
   const close = v.close;
+  const epochs = epochKeysOf(tree);
   v.close = () => {
     close();
+    epochs?.wipe();
     tree.dispose?.();
   };
   return v;

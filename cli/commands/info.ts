@@ -15,7 +15,7 @@ const usage = 'dvfs info REPO [--password-file FILE | --identity FILE] [--json]'
 
 export const infoCommand: Command = {
   name: 'info',
-  summary: 'describe a repository or volume (checks the password when one is given)',
+  summary: 'describe a repository or volume and its key slots (checks the password or identity when one is given)',
   usage,
   options: [...UNLOCK_OPTIONS, CODEC_OPTION],
   async run(ctx) {
@@ -28,7 +28,11 @@ export const infoCommand: Command = {
       codec = tree instanceof EncfsTree ? tree.volume.content.blocks.name : 'libsodium';
       tree.dispose?.();
     }
-    const base = { root: repo.root, kind: repo.kind, mode: repo.format, id: repo.meta?.id ?? null, tree: repo.tree, encfsRoot: repo.encfsRoot, unlocked: codec !== null, codec };
+    const { listMembers } = await import('../../daemon/keys/admin.js');
+    const ring = repo.kind === 'dvfs' ? await listMembers(repo) : null;
+    const keySlots = ring === null ? null : { epoch: ring.epoch, members: ring.members.map((m) => m.name) };
+    const base = { root: repo.root, kind: repo.kind, mode: repo.format, id: repo.meta?.id ?? null, tree: repo.tree, encfsRoot: repo.encfsRoot, unlocked: codec !== null, codec, keySlots };
+    const slotsLine = `key slots:   ${keySlots === null ? 'none (password only)' : `epoch ${keySlots.epoch}; members: ${keySlots.members.join(', ') || '(none)'}`}`;
     if (repo.format === 'native') {
       const c = await readNativeConfig(join(repo.tree, NATIVE_CONFIG_FILE));
       const native = { version: c.version, chunkSize: c.chunkSize, kdf: `${c.kdf.alg} opslimit ${c.kdf.opslimit} memlimit ${c.kdf.memlimit}`, aead: 'XChaCha20-Poly1305 per chunk, names SIV-style' };
@@ -40,6 +44,7 @@ export const infoCommand: Command = {
           `contents:    ${native.aead}, ${native.chunkSize}-byte chunks`,
           `kdf:         ${native.kdf}`,
           codec ? 'password:    ok' : 'password:    not checked (give --password-file)',
+          slotsLine,
         ].join('\n') + '\n',
       );
       return;
@@ -73,6 +78,7 @@ export const infoCommand: Command = {
       `kdf:         PBKDF2-HMAC-SHA1, ${e.kdfIterations} iterations`,
       `created by:  ${e.creator || '(unknown)'}`,
       codec ? `password:    ok (codec: ${codec})` : 'password:    not checked (give --password-file)',
+      slotsLine,
     ];
     ctx.out.write(lines.join('\n') + '\n');
   },

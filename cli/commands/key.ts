@@ -16,7 +16,7 @@ const usage = [
   'dvfs key add REPO --name NAME PUBKEY|PUBKEY_FILE',
   'dvfs key list REPO',
   'dvfs key remove REPO NAME',
-  'dvfs key rotate REPO',
+  'dvfs key rotate REPO [--reencrypt --password-file FILE]',
   'dvfs key passwd REPO --new-password-file FILE',
 ].join('\n       ');
 
@@ -25,6 +25,7 @@ const options: OptionSpec[] = [
   { name: 'out', type: 'string', value: 'FILE', description: 'key gen: where to write the identity (default ~/.config/dvfs/identity)' },
   { name: 'name', type: 'string', value: 'NAME', description: 'key gen: your name in repositories (default: login name); key add: the member\'s name' },
   { name: 'force', type: 'boolean', description: 'key gen: replace an existing identity file (its key is lost)' },
+  { name: 'reencrypt', type: 'boolean', description: 'key rotate: also re-encrypt the working tree and every object under a new volume key (needs the password; resumable)' },
   { name: 'new-password-file', type: 'string', value: 'FILE', description: 'key passwd: file holding the new repository password' },
 ];
 
@@ -148,6 +149,18 @@ async function change(ctx: CommandContext, sub: 'add' | 'remove' | 'rotate' | 'p
       if (ctx.json) return printJson(ctx.out, r);
       ctx.out.write(`removed ${r.name} (${r.fingerprint}): ${r.slots} slot(s)${r.resigned ? `; ${r.resigned} slot(s) they had added are now signed by you` : ''}\n`);
       ctx.note(`dvfs: ${r.name} may have kept the keys it held: run dvfs key rotate ${repo.root} so that new snapshots and pushes use keys ${r.name} never had`);
+    } else if (sub === 'rotate' && ctx.args.flags.has('reencrypt')) {
+      if (credential.kind !== 'password') throw new DvfsError('E_USAGE', '--reencrypt needs the repository password', { hint: 'give --password-file FILE: the new volume key is wrapped under it' });
+      const [{ reencryptRepository }, { Progress }] = await Promise.all([import('../../daemon/keys/reencrypt.js'), import('../progress.js')]);
+      const progress = new Progress('re-encrypt');
+      try {
+        const r = await reencryptRepository(a, credential.password, silentLogger(), (phase, done, total) => progress.update(done, total, phase === 'objects' ? 'objects' : 'files'));
+        progress.done();
+        if (ctx.json) return printJson(ctx.out, r);
+        ctx.out.write(`key epoch ${r.epoch}: ${r.objects} object(s) (${r.resumedObjects} from an interrupted run) and ${r.files} working file(s) re-encrypted under a new volume key\n`);
+      } finally {
+        progress.done();
+      }
     } else if (sub === 'rotate') {
       const r = await admin.rotateEpoch(a);
       if (ctx.json) return printJson(ctx.out, r);

@@ -175,11 +175,11 @@ export async function removeMember(admin: KeyAdmin, name: string): Promise<{ nam
 }
 
 /**
- * A new epoch: a fresh random secret sealed to the password holder and every member who holds the current
+ * A new epoch: a fresh random secret (and, after a re-encryption, the tree's new key) sealed to the password holder and every member who holds the current
  * epoch (a removed member holds none). New snapshots, path keys and pushes use it from now on. The index is
  * dropped (its paths were sealed under the old path key); the next commit rebuilds it from HEAD.
  */
-export async function rotateEpoch(admin: KeyAdmin): Promise<{ epoch: number; members: string[] }> {
+export async function rotateEpoch(admin: KeyAdmin, options: { newTreeKey?: Buffer } = {}): Promise<{ epoch: number; members: string[] }> {
   const result = await changeKeyring(admin, (k) => {
     const from = currentEpoch(k);
     if (!admin.keys.held.includes(from)) throw new DvfsError('E_PASSWORD', `you do not hold the current epoch ${from}`);
@@ -187,7 +187,8 @@ export async function rotateEpoch(admin: KeyAdmin): Promise<{ epoch: number; mem
     const epoch = from + 1;
     const secret = sodium.sodium_malloc(32);
     sodium.randombytes_buf(secret);
-    const grant = makeGrant(epoch, current.tree, secret, current.content);
+    // The tree key stays unless the tree was re-encrypted under a new one (reencrypt.ts).
+    const grant = makeGrant(epoch, options.newTreeKey ?? current.tree, secret, current.content);
     sodium.sodium_memzero(secret);
     k.epochs.push(signEpoch(k, admin.signer, epoch));
     const members = verifyKeyring(k, keyringPath(admin.repo.root)).filter((m: Member) => m.epochs.includes(from));

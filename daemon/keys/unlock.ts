@@ -10,13 +10,15 @@
  *   No slot, or none for the current epoch, is an error naming the identity's fingerprint and who can add it.
  */
 import sodium from 'sodium-native';
-import { DvfsError } from '../errors.js';
+import { DvfsError, IntegrityError } from '../errors.js';
 import { EncfsTree } from '../encfs/tree.js';
 import { EncfsVolume, type OpenOptions } from '../encfs/volume.js';
 import type { Logger } from '../log.js';
 import { NativeTree, openNativeVolume, openNativeVolumeWithMaster } from '../native/tree.js';
 import type { Repository } from '../repo/layout.js';
-import { contentHashKeyOf } from '../store/keys.js';
+import { contentHashKeyOf, wipeRepoKeys } from '../store/keys.js';
+import { ManifestStore } from '../store/manifests.js';
+import { readHead } from '../store/refs.js';
 import type { CryptoTree } from '../vfs/crypto-tree.js';
 import { attachEpochKeys, EpochKeys } from './epoch-keys.js';
 import { decodeGrant, makeGrant, wipeGrant, type Grant } from './grant.js';
@@ -59,7 +61,8 @@ export function openSlots(keyring: Keyring, holder: Identity, where: string): Ma
         hint: `ask a member to remove and re-add ${s.name}`,
       });
     }
-    grants.get(s.epoch)?.tree.fill(0);
+    const duplicate = grants.get(s.epoch);
+    if (duplicate) wipeGrant(duplicate);
     grants.set(s.epoch, grant);
   });
   return grants;
@@ -102,6 +105,32 @@ function whoCanAdd(keyring: Keyring, where: string): string {
   return [...names, `the holder of the repository password ${ROOT_NAME}`].join(', ');
 }
 
+/**
+ * The keys from a keyring must open the repository's HEAD snapshot: a keyring replaced by someone else's
+ * (their own root sealing secrets they chose) or rolled back to before a rotation fails here, before
+ * anything is written under the wrong keys.
+ */
+async function checkAgainstHead(repo: Repository, keys: EpochKeys, where: string): Promise<void> {
+  if (repo.kind !== 'dvfs') return;
+  const head = await readHead(repo.root);
+  if (head === null) return;
+  const current = keys.repoKeys();
+  const older = keys.olderRepoKeys();
+  const store = new ManifestStore(repo.root, current.manifest, false, older.map((k) => k.manifest));
+  try {
+    await store.getSnapshot(head);
+  } catch (e) {
+    if (!(e instanceof IntegrityError)) throw e;
+    throw new DvfsError('E_INTEGRITY', `the keys in the keyring do not open this repository's HEAD (${head.slice(0, 12)}): the keyring was replaced or rolled back`, {
+      path: where,
+      hint: 'restore the keyring from a copy you trust (a remote has one), or unlock with the password',
+    });
+  } finally {
+    store.dispose();
+    for (const k of [current, ...older]) wipeRepoKeys(k);
+  }
+}
+
 /** Opens the tree with `credential` and attaches the epoch keys the holder has (see the header). */
 export async function unlockTree(repo: Repository, credential: Credential, logger: Logger, options: OpenOptions = {}): Promise<CryptoTree> {
   const keyring = repo.kind === 'dvfs' ? await readKeyring(repo.root) : null;
@@ -113,11 +142,13 @@ export async function unlockTree(repo: Repository, credential: Credential, logge
       const root = await rootIdentity(credential.password, keyring, where);
       const grants = openSlots(keyring, root, where);
       root.destroy();
-      grants.get(0) ?? grants.set(0, volumeGrant(tree));
+      if (!grants.has(0)) grants.set(0, volumeGrant(tree));
       if (!grants.has(currentEpoch(keyring))) {
         throw new DvfsError('E_INTEGRITY', `the keyring has no slot of epoch ${currentEpoch(keyring)} for the password holder`, { path: where, hint: 'restore the keyring from a copy (a remote has one)' });
       }
-      attachEpochKeys(tree, new EpochKeys(grants, currentEpoch(keyring)));
+      const keys = new EpochKeys(grants, currentEpoch(keyring));
+      await checkAgainstHead(repo, keys, where);
+      attachEpochKeys(tree, keys);
       return tree;
     } catch (e) {
       tree.dispose?.();
@@ -144,7 +175,14 @@ export async function unlockTree(repo: Repository, credential: Credential, logge
       hint: `members who can add it: ${whoCanAdd(keyring, where)} — with: dvfs key add REPO --name ${name} '${identity.publicKey.line(name)}'`,
     });
   }
+  const keys = new EpochKeys(grants, current);
+  try {
+    await checkAgainstHead(repo, keys, where);
+  } catch (e) {
+    keys.wipe();
+    throw e;
+  }
   const tree = await openWithTreeKey(repo, grant.tree, logger, options);
-  attachEpochKeys(tree, new EpochKeys(grants, current));
+  attachEpochKeys(tree, keys);
   return tree;
 }

@@ -1,6 +1,6 @@
 // The collaborators scenario of issue 6 through the real CLI, on a local (file://) remote and on a real
 // OpenStack Swift: Alice (password holder) creates a repository and adds Bob by his public key; Bob clones
-// and reads with his identity alone; Alice removes Bob and rotates the keys, commits and pushes; Bob's copy
+// and reads (cat, and a real FUSE mount) with his identity alone; Alice removes Bob and rotates the keys, commits and pushes; Bob's copy
 // of the old keys opens neither the new snapshot nor anything pushed after the rotation, and his pull is
 // refused with an error naming his fingerprint and who can add him; Alice (identity or password) reads
 // both epochs. Secrets never reach a file other than the 0600 identity files.
@@ -9,7 +9,8 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startSwift, swiftAvailable } from '../helpers/swift.js';
-import { fails, filesBelow, filesHolding, identitySeed, keyWorkspace, ok, type KeyWorkspace } from './keys-helpers.js';
+import { FAST_KDF, fails, filesBelow, filesHolding, identitySeed, keyWorkspace, ok, type KeyWorkspace } from './keys-helpers.js';
+import { fuseAvailable, mountDvfs, workspace } from '../helpers/mount.js';
 import { openBackend } from '../../daemon/remote/open-backend.js';
 import { RemoteRepository } from '../../daemon/remote/repository.js';
 import { locateRepository } from '../../daemon/repo/repository.js';
@@ -58,6 +59,13 @@ async function scenario(t: Test, ws: KeyWorkspace, url: string, env: NodeJS.Proc
   const bobRepo = join(dir, 'bob-clone');
   ok(t, ws.as(bobId, ['clone', url, bobRepo], bobEnv), 'bob clones with his identity alone');
   t.equal(ok(t, ws.as(bobId, ['cat', bobRepo, '/v1.txt'], bobEnv), 'bob reads').out, 'first version, readable by bob\n', 'bob reads what alice wrote');
+  const fuse = fuseAvailable();
+  await t.test('bob mounts his clone with his identity alone', { skip: fuse === null ? false : `FUSE unavailable: ${fuse}` }, async (t) => {
+    const mws = workspace(t, 'keys-bob');
+    const m = mountDvfs(mws, bobRepo, join(mws.dir, 'mnt'), { env: { ...bobEnv, ...FAST_KDF, DVFS_PASSWORD_FILE: '', DVFS_IDENTITY: bobId } });
+    t.equal(await readFile(join(m.mnt, 'v1.txt'), 'utf8'), 'first version, readable by bob\n', 'bob reads through his mount');
+    await m.umount();
+  });
   const oldKeyring = await readFile(join(bobRepo, '.dvfs/keys/keyring.json'));
 
   const removed = ok(t, ws.as(aliceId, ['key', 'remove', repo, 'bob']), 'alice removes bob');
@@ -96,6 +104,15 @@ async function scenario(t: Test, ws: KeyWorkspace, url: string, env: NodeJS.Proc
   t.equal(log.snapshots.length, 2, 'both snapshots (epoch 1 and epoch 0) are readable');
   ok(t, ws.withPassword(['show', aliceClone, 'HEAD~1']), 'the password holder reads the epoch-0 snapshot');
   ok(t, ws.withPassword(['verify', repo, '--full']), 'the repository verifies across epochs');
+
+  // A keyring rolled back to before the rotation (by whoever controls the storage) is caught: its keys do
+  // not open HEAD, which was committed under epoch 1.
+  const keyringFile = join(repo, '.dvfs/keys/keyring.json');
+  const current = await readFile(keyringFile);
+  await writeFile(keyringFile, oldKeyring);
+  fails(t, ws.as(aliceId, ['cat', repo, '/v1.txt']), /do not open this repository's HEAD .*rolled back/, 'a rolled-back keyring');
+  await writeFile(keyringFile, current);
+  ok(t, ws.as(aliceId, ['cat', repo, '/v1.txt']), 'the current keyring works again');
 
   // No secret in any file but the identities.
   const aliceSeed = await identitySeed(aliceId);
