@@ -13,6 +13,11 @@ SYSTEM_PACKAGES="encfs fuse3 gocryptfs openssl attr"
 # the fixture's readiness checks. 35 packages, ~7 MB, ~11 s to install.
 SYSTEM_PACKAGES+=" python3-swift memcached curl"
 
+# Container stages (test/stage, test/fixtures/containers; see ../shared/docs/CONTAINERS.md): podman with
+# runc (crun cannot start on cgroup v1 hybrid hosts), docker.io (dockerd is started by the tests),
+# bubblewrap, and busybox-static for the locally built images (no registry).
+SYSTEM_PACKAGES+=" podman runc docker.io bubblewrap busybox-static"
+
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
 declare -A PACKAGE_COMMAND=(
@@ -23,6 +28,11 @@ declare -A PACKAGE_COMMAND=(
   [attr]=setfattr
   [memcached]=memcached
   [curl]=curl
+  [podman]=podman
+  [runc]=runc
+  [docker.io]=dockerd
+  [bubblewrap]=bwrap
+  [busybox-static]=busybox
 )
 
 say() { printf 'setup: %s\n' "$*"; }

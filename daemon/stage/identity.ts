@@ -71,9 +71,10 @@ export async function findCommittedStage(v: Versioning, head: ObjectId | null, i
   return null;
 }
 
-/** Whether every path holds the same thing in both snapshots (the reused stage's outputs are still HEAD's). */
-export async function sameOutputs(v: Versioning, a: ObjectId, b: ObjectId, paths: readonly string[]): Promise<boolean> {
-  if (a === b) return true;
-  const [x, y] = [await inputIds(v, a, paths), await inputIds(v, b, paths)];
-  return x.every((e, i) => e.id === y[i]?.id);
+/**
+ * Whether HEAD still holds every output the committed run declared (reuse needs its outputs; a fan-out's
+ * runs share output directories, so HEAD holding more than one run wrote is expected).
+ */
+export async function outputsPresent(v: Versioning, head: ObjectId, outputs: readonly string[]): Promise<boolean> {
+  return (await inputIds(v, head, outputs)).every((o) => o.id !== null);
 }

@@ -30,7 +30,7 @@ import { SnapshotReader } from '../versioning/snapshot-walk.js';
 import { commitStageSessions, type StageDecision } from './deferred.js';
 import { ENGINE_PROGRAMS, engineInvocation, type EngineInvocation } from './engines.js';
 import { globSnapshot } from './glob.js';
-import { findCommittedStage, inputIds, provenanceInputs, sameOutputs, stageIdentity } from './identity.js';
+import { findCommittedStage, inputIds, outputsPresent, provenanceInputs, stageIdentity } from './identity.js';
 import { imageDigest } from './image-digest.js';
 import { guardedMountpoint } from './mountpoint.js';
 import { saveStageRecord } from './record.js';
@@ -225,8 +225,9 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   };
   if (req.force !== true && head !== null) {
     const found = await findCommittedStage(v, head, identity);
-    if (found && (await sameOutputs(v, found.id, head, outputs))) return reuse(ctx, base, stage, found.id, result);
-    if (found) req.note(`dvfs: stage ${identity.slice(0, 12)} ran before (${found.id.slice(0, 12)}), but its outputs changed since: running it again`);
+    const declared = found?.snapshot.provenance.stage?.outputs ?? [];
+    if (found && (await outputsPresent(v, head, declared))) return reuse(ctx, base, stage, found.id, result);
+    if (found) req.note(`dvfs: stage ${identity.slice(0, 12)} ran before (${found.id.slice(0, 12)}), but HEAD lacks some of its outputs: running it again`);
   }
 
   const guard = await guardedMountpoint(runDirFor(ctx.repo), runId);
@@ -261,7 +262,8 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   const finishedAt = new Date().toISOString();
   const failed = outcome.code !== 0;
   const error = outcome.daemonDied ? 'the mount daemon died mid-stage' : outcome.spawnError ?? (outcome.signal ? `killed by ${outcome.signal}` : null);
-  const exitCode = outcome.code;
+  // A command that could not be started exits 127, as a shell says it.
+  const exitCode = outcome.spawnError !== null ? 127 : outcome.code;
   Object.assign(result, { status: failed ? 'failed' : 'ran', exitCode, attempts, finishedAt, error });
   if (record === null || record.session === null) return { ...result, decision: 'kept' };
   const provenance: Provenance = {
