@@ -10,7 +10,7 @@
  */
 import { canonicalJson } from '../store/canonical-json.js';
 import { hashBuffer, type ObjectId } from '../store/content-hash.js';
-import type { ProvenanceInput, Snapshot } from '../store/manifest-schema.js';
+import type { ProvenanceInput } from '../store/manifest-schema.js';
 import { history } from '../store/refs.js';
 import type { Versioning } from '../versioning/context.js';
 import { SnapshotReader, type AnyEntry } from '../versioning/snapshot-walk.js';
@@ -61,14 +61,24 @@ export function provenanceInputs(head: ObjectId | null, ids: readonly { path: st
   return ids.map((i) => ({ path: i.path, ...(head !== null && i.id !== null ? { snapshot: head, object: i.id as ObjectId } : {}) }));
 }
 
-/** The newest snapshot from `head` back that records a successful run (or reuse) of stage `identity`. */
-export async function findCommittedStage(v: Versioning, head: ObjectId | null, identity: ObjectId): Promise<{ id: ObjectId; snapshot: Snapshot } | null> {
+/** A committed run of a stage: the snapshot that holds it and the outputs it declared. */
+export interface CommittedStage {
+  snapshot: ObjectId;
+  outputs: string[];
+}
+
+/**
+ * Every stage identity with a successful run (or reuse) committed from `head` back, mapped to its newest
+ * one. One walk of the history serves all the runs of a --glob fan-out.
+ */
+export async function committedStages(v: Versioning, head: ObjectId | null): Promise<Map<ObjectId, CommittedStage>> {
+  const found = new Map<ObjectId, CommittedStage>();
   for await (const { id, snapshot } of history(v.manifests, head)) {
     const stage = snapshot.provenance.stage;
-    if (stage?.identity !== identity) continue;
-    if (stage.status === 'reused' || (stage.status === 'ran' && snapshot.provenance.exitStatus === 0)) return { id, snapshot };
+    if (!stage || found.has(stage.identity)) continue;
+    if (stage.status === 'reused' || (stage.status === 'ran' && snapshot.provenance.exitStatus === 0)) found.set(stage.identity, { snapshot: id, outputs: stage.outputs });
   }
-  return null;
+  return found;
 }
 
 /**

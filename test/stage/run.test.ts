@@ -199,6 +199,26 @@ t.test('--defer-commit: recorded next to the session; dvfs commit and commitDefe
   t.not(notStage.status, 0);
 });
 
+t.test('push policy: a committed stage is pushed to the named remote', { skip: skip ?? false }, async (t) => {
+  const { ws, repo } = stageRepo(t, 'stage-push');
+  const remote = join(ws.dir, 'remote');
+  const add = ws.cli(['remote', 'add', repo, 'origin', `file://${remote}`]);
+  t.equal(add.status, 0, add.stderr);
+  const pushing = profileFile(ws.dir, 'pushing', 'push: origin\n');
+  const r = parseRun(t, ws.cli(['run', repo, '--profile', pushing, '--output', 'p', '--json', '--', 'sh', '-c', 'mkdir p && echo pushed > p/f']), 'run with push');
+  t.equal(r.decision, 'committed');
+  t.same(r.push, { remote: 'origin', ok: true });
+  const clone = join(ws.dir, 'clone');
+  const c = ws.cli(['clone', `file://${remote}`, clone]);
+  t.equal(c.status, 0, c.stderr);
+  t.equal(ws.cli(['cat', clone, 'p/f']).out, 'pushed\n', 'the clone of the remote has the stage\'s output');
+  const bad = profileFile(ws.dir, 'badpush', 'push: nowhere\n');
+  const r2 = ws.cli(['run', repo, '--profile', bad, '--output', 'q', '--json', '--', 'sh', '-c', 'mkdir q && echo q > q/f']);
+  t.equal(r2.status, 0, 'a failed push does not fail the stage');
+  t.equal(parseRun(t, r2, 'bad push').push?.ok, false);
+  t.match(r2.stderr, /push to 'nowhere' failed/);
+});
+
 t.test('usage errors', { skip: skip ?? false }, async (t) => {
   const { ws, repo } = stageRepo(t, 'stage-usage');
   const noCmd = ws.cli(['run', repo]);
