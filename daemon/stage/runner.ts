@@ -30,7 +30,7 @@ import { SnapshotReader } from '../versioning/snapshot-walk.js';
 import { commitStageSessions, type StageDecision } from './deferred.js';
 import { ENGINE_PROGRAMS, engineInvocation, type EngineInvocation } from './engines.js';
 import { globSnapshot } from './glob.js';
-import { committedStages, inputIds, outputsPresent, provenanceInputs, stageIdentity, type CommittedStage } from './identity.js';
+import { committedStages, inputIds, outputsPresent, provenanceInputs, stageIdentity, workingFileIds, type CommittedStage } from './identity.js';
 import { imageDigest } from './image-digest.js';
 import { guardedMountpoint } from './mountpoint.js';
 import { saveStageRecord } from './record.js';
@@ -90,6 +90,8 @@ interface Context {
   profile: Profile;
   profileDigest: string;
   imageDigest: string | null;
+  /** Whether sessions held uncommitted changes when the run began (inputs then come from the working tree). */
+  uncommitted: boolean;
   /** Committed runs by identity (read from history once, kept up to date by this process's commits). */
   committed: Map<ObjectId, CommittedStage> | null;
 }
@@ -194,7 +196,8 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   const command = req.command.map((a, i) => expandPlaceholders(a, values, `command argument ${i + 1}`));
   const engine = profile.container.engine;
   const head = await readHead(ctx.repo.root);
-  const ids = await inputIds(v, head, inputs);
+  const committedIds = await inputIds(v, head, inputs);
+  const ids = ctx.uncommitted ? await workingFileIds(v, committedIds) : committedIds;
   const identity = stageIdentity(v, { command, engine, image: profile.container.image, imageDigest: ctx.imageDigest, profile: profile.name, profileDigest: ctx.profileDigest, inputs: ids });
   const startedAt = new Date().toISOString();
   const base: Provenance = {
@@ -203,7 +206,7 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
     ...(profile.container.image === null ? {} : { image: profile.container.image }),
     ...(ctx.imageDigest === null ? {} : { imageDigest: ctx.imageDigest }),
     profile: profile.name,
-    inputs: provenanceInputs(head, ids),
+    inputs: provenanceInputs(head, ids, committedIds),
     host: hostname(),
   };
   const stage: StageProvenance = { identity, status: 'ran', engine, attempts: 0, outputs, profileDigest: ctx.profileDigest, ...(req.glob === undefined ? {} : { glob: req.glob }) };
@@ -306,9 +309,9 @@ export async function runStage(req: RunRequest): Promise<StageResult[]> {
   const tree = await openTree(repo, Buffer.from(req.password), silentLogger(), req.codec === undefined ? {} : { codec: req.codec });
   const v = openVersioning(repo, tree);
   try {
-    const ctx: Context = { req, repo, v, profile, profileDigest: digest, imageDigest: digestOfImage, committed: null };
     const uncommitted = (await listSessions(repo.root)).filter((s) => s.info.state !== 'committed').length;
-    if (uncommitted > 0) req.note(`dvfs: note: ${uncommitted} session(s) hold uncommitted changes; a stage's inputs are read from HEAD (commit first for those changes to count)`);
+    if (uncommitted > 0) req.note(`dvfs: note: ${uncommitted} session(s) hold uncommitted changes: input files are hashed from the working tree, input directories taken from HEAD`);
+    const ctx: Context = { req, repo, v, profile, profileDigest: digest, imageDigest: digestOfImage, uncommitted: uncommitted > 0, committed: null };
     if (req.glob === undefined) return [await runOne(ctx, null)];
     const head = await readHead(repo.root);
     if (head === null) throw new DvfsError('E_NOTFOUND', 'no snapshot yet: --glob matches committed paths', { path: repo.root, hint: 'commit the inputs first (dvfs commit REPO)' });

@@ -199,6 +199,22 @@ t.test('--defer-commit: recorded next to the session; dvfs commit and commitDefe
   t.not(notStage.status, 0);
 });
 
+t.test('uncommitted input files count from the working tree', { skip: skip ?? false }, async (t) => {
+  const { ws, repo } = stageRepo(t, 'stage-working');
+  const cmd = ['sh', '-c', 'mkdir -p o && cat raw/a/t1 > o/a'];
+  const first = parseRun(t, ws.cli(['run', repo, '--input', 'raw/a/t1', '--output', 'o', '--json', '--', ...cmd]), 'first');
+  t.equal(first.status, 'ran');
+  const src = join(ws.dir, 'changed');
+  writeFileSync(src, 'alpha, changed but not committed\n');
+  t.equal(ws.cli(['put', repo, src, 'raw/a/t1']).status, 0);
+  const second = ws.cli(['run', repo, '--input', 'raw/a/t1', '--output', 'o', '--json', '--', ...cmd]);
+  const r = parseRun(t, second, 'after an uncommitted change of the input');
+  t.equal(r.status, 'ran', 'the changed (uncommitted) input file changes the identity');
+  t.not(r.identity, first.identity);
+  t.match(second.stderr, /input files are hashed from the working tree/);
+  t.equal(ws.cli(['cat', repo, 'o/a']).out, 'alpha, changed but not committed\n');
+});
+
 t.test('push policy: a committed stage is pushed to the named remote', { skip: skip ?? false }, async (t) => {
   const { ws, repo } = stageRepo(t, 'stage-push');
   const remote = join(ws.dir, 'remote');
