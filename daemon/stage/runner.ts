@@ -32,7 +32,7 @@ import { ENGINE_PROGRAMS, engineInvocation, type EngineInvocation } from './engi
 import { globSnapshot } from './glob.js';
 import { committedStages, inputIds, outputsPresent, provenanceInputs, stageIdentity, workingFileIds, type CommittedStage } from './identity.js';
 import { imageDigest } from './image-digest.js';
-import { guardedMountpoint } from './mountpoint.js';
+import { guardedMountpoint, removeAbandonedStageDirs } from './mountpoint.js';
 import { saveStageRecord } from './record.js';
 import { slurmProvenance } from './slurm-env.js';
 
@@ -238,6 +238,7 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
     if (found) req.note(`dvfs: stage ${identity.slice(0, 12)} ran before (${found.snapshot.slice(0, 12)}), but HEAD lacks some of its outputs: running it again`);
   }
 
+  for (const dir of await removeAbandonedStageDirs(runDirFor(ctx.repo))) req.note(`dvfs: removed the stage directory ${dir} left by a dvfs run that is gone`);
   const guard = await guardedMountpoint(runDirFor(ctx.repo), runId);
   if (!guard.guarded) req.note(`dvfs: warning: cannot make the mountpoint immutable (${guard.problem}); writes after a daemon crash could reach ${guard.path}`);
   let record: MountRecord | null = null;

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { guardedMountpoint } from '../../daemon/stage/mountpoint.js';
+import { guardedMountpoint, removeAbandonedStageDirs } from '../../daemon/stage/mountpoint.js';
 import { CLI_PATH } from '../helpers/cli.js';
 import { fuseAvailable, processAlive, waitFor } from '../helpers/mount.js';
 import { stageRepo } from './stage-helpers.js';
@@ -42,6 +42,14 @@ t.test('the guarded mountpoint refuses writes while nothing is mounted on it', {
   t.throws(() => writeFileSync(join(g.path, 'leak'), MARKER), { code: 'EPERM' }, 'creating a file in the bare mountpoint fails');
   await g.release();
   t.notOk(existsSync(g.path), 'released: the directory is gone');
+  // A dvfs run killed before releasing leaves an immutable directory: the next run removes it.
+  const left = await guardedMountpoint(dir, 'run2');
+  writeFileSync(join(dir, 'stages', 'run2', 'owner'), '999999999\n');
+  const mine = await guardedMountpoint(dir, 'run3');
+  t.same(await removeAbandonedStageDirs(dir), [join(dir, 'stages', 'run2')], 'only the directory whose owner is gone');
+  t.notOk(existsSync(left.path));
+  t.ok(existsSync(mine.path), 'a live run\'s directory stays');
+  await mine.release();
 });
 
 t.test('killing the daemon mid-stage leaves no plaintext on disk', { skip: fuseAvailable() ?? false }, async (t) => {
