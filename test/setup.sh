@@ -16,6 +16,11 @@ SYSTEM_PACKAGES+=" python3-swift memcached curl"
 # itself; the packages' systemd units are not used).
 SYSTEM_PACKAGES+=" slurm-wlm munge"
 
+# Container stages (test/stage, test/fixtures/containers; see ../shared/docs/CONTAINERS.md): podman with
+# runc (crun cannot start on cgroup v1 hybrid hosts), docker.io (dockerd is started by the tests),
+# bubblewrap, and busybox-static for the locally built images (no registry).
+SYSTEM_PACKAGES+=" podman runc docker.io bubblewrap busybox-static"
+
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
 declare -A PACKAGE_COMMAND=(
@@ -28,6 +33,11 @@ declare -A PACKAGE_COMMAND=(
   [curl]=curl
   [slurm-wlm]=slurmctld
   [munge]=munged
+  [podman]=podman
+  [runc]=runc
+  [docker.io]=dockerd
+  [bubblewrap]=bwrap
+  [busybox-static]=busybox
 )
 
 say() { printf 'setup: %s\n' "$*"; }
