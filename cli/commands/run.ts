@@ -4,7 +4,7 @@ import type { StageResult } from '../../daemon/stage/runner.js';
 import type { Command, CommandContext } from '../command.js';
 import { printJson } from '../format.js';
 import { CODEC_OPTION, positional } from '../open.js';
-import { PASSWORD_OPTION, requirePassword } from '../password.js';
+import { requireCredential, UNLOCK_OPTIONS, wipeCredential } from '../unlock.js';
 
 const usage =
   'dvfs run REPO [--profile P] [--engine E] [--image I] [--input PATH]... [--output PATH]... [--glob PAT] [--force] [--defer-commit] [--json] -- CMD...';
@@ -30,7 +30,7 @@ export function runExitCode(results: readonly StageResult[]): number {
 export async function runFromContext(ctx: CommandContext, command: string[], extra: { force?: boolean } = {}): Promise<number> {
   const repo = positional(ctx, 0, 'REPO', usage);
   const engine = ctx.args.strings.get('engine')?.[0] as EngineName | undefined;
-  const password = await requirePassword(ctx.args, (m) => ctx.note(m));
+  const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
   const { runStage } = await import('../../daemon/stage/runner.js');
   const str = (name: string): string | undefined => ctx.args.strings.get(name)?.[0];
   const profile = str('profile');
@@ -42,7 +42,7 @@ export async function runFromContext(ctx: CommandContext, command: string[], ext
     const results = await runStage({
       repo,
       command,
-      password,
+      credential,
       inputs: ctx.args.strings.get('input') ?? [],
       outputs: ctx.args.strings.get('output') ?? [],
       force: extra.force ?? ctx.args.flags.has('force'),
@@ -62,12 +62,12 @@ export async function runFromContext(ctx: CommandContext, command: string[], ext
     } else for (const r of results) ctx.out.write(describeRun(r) + '\n');
     return runExitCode(results);
   } finally {
-    password.fill(0);
+    wipeCredential(credential);
   }
 }
 
 export const RUN_OPTIONS = [
-  PASSWORD_OPTION,
+  ...UNLOCK_OPTIONS,
   CODEC_OPTION,
   { name: 'profile', type: 'string', value: 'P', description: 'mount profile: a name (REPO/.dvfs/profiles, then mount-profiles/) or a .yaml file (default: local)' },
   { name: 'engine', type: 'string', value: 'E', choices: ENGINES, description: "container engine (overrides the profile's)" },

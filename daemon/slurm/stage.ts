@@ -73,7 +73,7 @@ export async function runSlurmStage(repoRoot: string, entryName: string, passwor
     const results = await runStage({
       repo: repoRoot,
       command: entry.command,
-      password,
+      credential: { kind: 'password', password },
       deferCommit: true,
       force: false,
       stageStdout: 'inherit',

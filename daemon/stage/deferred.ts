@@ -8,7 +8,7 @@
  *   commitDeferredStages(repoPath: string, options: DeferredCommitOptions): Promise<StageCommitOutcome[]>
  *
  *   - repoPath: the dvfs repository (REPO, not the tree);
- *   - options.password: the repository password (a Buffer; this function does not keep or zero it);
+ *   - options.credential: a password or an identity (daemon/keys/unlock.ts; not kept, not wiped here);
  *   - options.sessions: only these session ids (as `dvfs run --json` printed in sessionId); default all
  *     ended sessions that carry a stage record, oldest first;
  *   - options.codec, options.author, options.force (as dvfs commit --force), options.note (messages).
@@ -36,9 +36,10 @@ import { restoreToTree } from '../versioning/restore.js';
 import type { CommitReport } from '../versioning/commit.js';
 import { commitEndedSessions } from '../versioning/session-commit.js';
 import { dropStageRecord, hasStageRecord, loadStageRecord, type StageRecord } from './record.js';
+import type { Credential } from '../keys/unlock.js';
 
 export interface DeferredCommitOptions {
-  password: Buffer;
+  credential: Credential;
   sessions?: readonly string[];
   codec?: 'auto' | 'native' | 'typescript';
   author?: string;
@@ -141,7 +142,7 @@ export async function commitDeferredStages(repoPath: string, options: DeferredCo
     pending = pending.filter((p) => wanted.has(p.id));
   }
   if (pending.length === 0) return [];
-  const tree = await openTree(repo, Buffer.from(options.password), silentLogger(), options.codec === undefined ? {} : { codec: options.codec });
+  const tree = await openTree(repo, options.credential, silentLogger(), options.codec === undefined ? {} : { codec: options.codec });
   const v = openVersioning(repo, tree);
   try {
     return await commitStageSessions(v, pending, { ...(options.author === undefined ? {} : { author: options.author }), ...(options.force === undefined ? {} : { force: options.force }), ...(options.note ? { note: options.note } : {}) });

@@ -19,6 +19,7 @@ import { runDirFor, type MountRecord } from '../mount/records.js';
 import { loadProfile } from '../profile/load.js';
 import { expandPlaceholders, type PlaceholderValues } from '../profile/placeholders.js';
 import type { EngineName, Profile } from '../profile/schema.js';
+import type { Credential } from '../keys/unlock.js';
 import { openTree } from '../repo/open-tree.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
 import type { ObjectId } from '../store/content-hash.js';
@@ -50,7 +51,8 @@ export interface RunRequest {
   deferCommit?: boolean;
   command: string[];
   message?: string;
-  password: Buffer;
+  /** Unlocks the repository: a password or an identity (the caller keeps and wipes it). */
+  credential: Credential;
   codec?: 'auto' | 'native' | 'typescript';
   /** Where the stage's stdout goes: this process's stdout, or its stderr (keeps --json output clean). */
   stageStdout: 'inherit' | 'stderr';
@@ -245,7 +247,7 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   let outcome: ProcessOutcome = { code: null, signal: null, daemonDied: false, spawnError: null };
   let attempts = 0;
   try {
-    record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, { kind: 'password', password: Buffer.from(req.password) });
+    record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, req.credential);
     if (!isMounted(guard.path)) throw new DvfsError('E_IO', 'the daemon reported the mount ready, but it is not in the mount table', { path: guard.path });
     result.sessionId = record.session;
     const name = `dvfs-stage-${runId.toLowerCase()}`;
@@ -307,7 +309,7 @@ export async function runStage(req: RunRequest): Promise<StageResult[]> {
   }
   if (req.command.length === 0) throw new DvfsError('E_USAGE', 'no command to run', { hint: 'give it after --: dvfs run REPO -- CMD ARGS...' });
   const digestOfImage = await imageDigest(profile.container.engine, profile.container.image, profile.container.engineArgs);
-  const tree = await openTree(repo, Buffer.from(req.password), silentLogger(), req.codec === undefined ? {} : { codec: req.codec });
+  const tree = await openTree(repo, req.credential, silentLogger(), req.codec === undefined ? {} : { codec: req.codec });
   const v = openVersioning(repo, tree);
   try {
     const uncommitted = (await listSessions(repo.root)).filter((s) => s.info.state !== 'committed').length;

@@ -177,7 +177,7 @@ t.test('--defer-commit: recorded next to the session; dvfs commit and commitDefe
   const d2 = parseRun(t, ws.cli(['run', repo, '--output', 'd2', '--defer-commit', '--json', '--', 'sh', '-c', 'mkdir -p d2 && echo two > d2/f']), 'deferred run 2');
   const d3 = parseRun(t, ws.cli(['run', repo, '--output', 'd3', '--defer-commit', '--json', '--', 'sh', '-c', 'mkdir d3 && exit 3']), 'deferred failing run');
   t.equal(d3.status, 'failed');
-  const outcomes = await commitDeferredStages(repo, { password: Buffer.from(ws.password), sessions: [d2.sessionId as string, d3.sessionId as string] });
+  const outcomes = await commitDeferredStages(repo, { credential: { kind: 'password', password: Buffer.from(ws.password) }, sessions: [d2.sessionId as string, d3.sessionId as string] });
   t.same(
     outcomes.map((o) => [o.sessionId, o.decision, o.status, o.exitCode]),
     [
@@ -187,8 +187,8 @@ t.test('--defer-commit: recorded next to the session; dvfs commit and commitDefe
     'the library call applies each stage\'s commit policy',
   );
   t.equal(showJson(ws, repo, 'HEAD').id, outcomes[0]?.snapshot);
-  t.same(await commitDeferredStages(repo, { password: Buffer.from(ws.password) }), [], 'nothing deferred is left');
-  await t.rejects(commitDeferredStages(repo, { password: Buffer.from(ws.password), sessions: ['20200101T000000000Z-00000000'] }), /no ended stage session/);
+  t.same(await commitDeferredStages(repo, { credential: { kind: 'password', password: Buffer.from(ws.password) } }), [], 'nothing deferred is left');
+  await t.rejects(commitDeferredStages(repo, { credential: { kind: 'password', password: Buffer.from(ws.password) }, sessions: ['20200101T000000000Z-00000000'] }), /no ended stage session/);
 
   const rerun = ws.cli(['rerun', repo, outcomes[0]?.snapshot as string, '--json']);
   const again = parseRun(t, rerun, 'rerun');
