@@ -36,6 +36,8 @@ import { run, which } from './lib/proc.js';
 import { hostInfo, median } from './lib/report.js';
 
 const log = makeLog('push');
+// The SDK's Node-version notice would interleave with the progress lines (dvfs's own S3 backend silences it too).
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'cli', 'dvfs.js');
 const SWIFT_SH = join(ROOT, 'test', 'fixtures', 'swift', 'swift.sh');

@@ -44,6 +44,12 @@ export interface ByteProgress {
   totalBytes: number;
 }
 
+/** Where the line goes: stderr, or anything that says whether it is a terminal and takes text. */
+export interface ProgressStream {
+  isTTY?: boolean;
+  write(text: string): unknown;
+}
+
 export class Progress {
   private readonly started = Date.now();
   private lastDraw = 0;
@@ -53,7 +59,7 @@ export class Progress {
 
   constructor(
     private readonly label: string,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly stream: ProgressStream = process.stderr,
   ) {
     this.tty = stream.isTTY === true && process.env['DVFS_NO_PROGRESS'] !== '1';
   }

@@ -19,7 +19,7 @@ export const cloneCommand: Command = {
     const [{ clone }, { silentLogger }] = await Promise.all([import('../../daemon/transfer/clone.js'), import('../../daemon/log.js')]);
     const progress = new Progress('clone');
     try {
-      const r = await clone(url, dir, credential, silentLogger(), (d, t) => progress.update(d, t, 'objects'));
+      const r = await clone(url, dir, credential, silentLogger(), (p) => progress.updateBytes({ items: p.objects, totalItems: p.totalObjects, bytes: p.bytes, totalBytes: 0 }));
       progress.done();
       if (ctx.json) return printJson(ctx.out, r);
       ctx.out.write(`cloned ${r.remote} into ${r.repo}: HEAD ${r.snapshot.slice(0, 12)}, ${r.files} file(s), ${humanBytes(r.bytes)}; ${r.manifests} manifest(s), ${r.objects} object(s) downloaded; ${r.seconds.toFixed(2)} s\n`);

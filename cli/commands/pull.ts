@@ -23,7 +23,7 @@ export const pullCommand: Command = {
     const progress = new Progress('pull');
     try {
       const { pull } = await import('../../daemon/transfer/pull.js');
-      const r = await pull(v, url, (d, t) => progress.update(d, t, 'objects'));
+      const r = await pull(v, url, (p) => progress.updateBytes({ items: p.objects, totalItems: p.totalObjects, bytes: p.bytes, totalBytes: 0 }));
       progress.done();
       if (ctx.json) return printJson(ctx.out, r);
       ctx.out.write(r.upToDate ? `already up to date (${r.to.slice(0, 12)})\n` : `pulled ${r.from?.slice(0, 12) ?? '(nothing)'} → ${r.to.slice(0, 12)} from ${r.remote}: ${r.objects} object(s), ${r.files} file(s) placed, ${r.removed} removed; ${r.seconds.toFixed(2)} s\n`);

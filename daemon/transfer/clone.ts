@@ -24,7 +24,7 @@ import { writeHead } from '../store/refs.js';
 import { openVersioning, type Versioning } from '../versioning/context.js';
 import { restoreToTree } from '../versioning/restore.js';
 import { addRemote, DEFAULT_REMOTE } from './remotes.js';
-import { downloadObjects, missingLocally } from './fetch.js';
+import { downloadObjects, missingLocally, type FetchProgress } from './fetch.js';
 import { VOLUME_CONFIG_FILES } from './push.js';
 
 export interface CloneReport {
@@ -38,7 +38,7 @@ export interface CloneReport {
   seconds: number;
 }
 
-export async function clone(url: string, dir: string, password: Buffer | Credential, logger: Logger, onProgress?: (done: number, total: number) => void): Promise<CloneReport> {
+export async function clone(url: string, dir: string, password: Buffer | Credential, logger: Logger, onProgress?: (p: FetchProgress) => void): Promise<CloneReport> {
   const started = performance.now();
   const root = resolve(dir);
   try {
@@ -102,7 +102,7 @@ export async function clone(url: string, dir: string, password: Buffer | Credent
  * the local stores. Older snapshots' objects stay on the remote until a restore or mount needs them
  * (fetch.ts).
  */
-export async function fetchHistory(v: Versioning, remote: RemoteRepository, head: ObjectId, onProgress?: (done: number, total: number) => void): Promise<{ manifests: number; objects: number }> {
+export async function fetchHistory(v: Versioning, remote: RemoteRepository, head: ObjectId, onProgress?: (p: FetchProgress) => void): Promise<{ manifests: number; objects: number }> {
   let manifests = 0;
   const getManifest = async (id: ObjectId): Promise<void> => {
     const path = v.manifests.path(id);
@@ -141,6 +141,6 @@ export async function fetchHistory(v: Versioning, remote: RemoteRepository, head
       for (const e of (await v.manifests.getTree(t)).entries) if (e.type === 'dir') trees.push(e.tree);
     }
   }
-  await downloadObjects(v, remote, await missingLocally(v, objects), onProgress && ((p) => onProgress(p.objects, p.totalObjects)));
+  await downloadObjects(v, remote, await missingLocally(v, objects), onProgress);
   return { manifests, objects: objects.size };
 }

@@ -11,6 +11,7 @@ import { readHead, writeHead } from '../store/refs.js';
 import type { Versioning } from '../versioning/context.js';
 import { restoreToTree } from '../versioning/restore.js';
 import { fetchHistory } from './clone.js';
+import type { FetchProgress } from './fetch.js';
 
 export interface PullReport {
   remote: string;
@@ -24,7 +25,7 @@ export interface PullReport {
   seconds: number;
 }
 
-export async function pull(v: Versioning, url: string, onProgress?: (done: number, total: number) => void): Promise<PullReport> {
+export async function pull(v: Versioning, url: string, onProgress?: (p: FetchProgress) => void): Promise<PullReport> {
   const started = performance.now();
   const backend = await openBackend(url);
   try {
