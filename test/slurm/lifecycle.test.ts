@@ -3,7 +3,7 @@
  * the stage inside a mount on the node and its finalize job commits; failures, chains, conflicts, scancel,
  * arrays and 20 concurrent jobs end in a complete, linear history.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mountsUnder } from '../../daemon/mount/mountinfo.js';
 import { join } from 'node:path';
 import t from 'tap';
@@ -14,6 +14,9 @@ import { FINAL_STATES, makeJobRepo, type JobRepo } from './repo.js';
 const unavailable = slurmAvailable() ?? fuseAvailable();
 if (unavailable !== null) console.error(`\n!!! SKIPPING SLURM lifecycle tests: ${unavailable}\n`);
 const skip = unavailable === null ? false : `SLURM job tests cannot run: ${unavailable}`;
+
+const bwrapMissing = ['/usr/bin/bwrap', '/usr/bin/busybox'].every(existsSync) ? false : 'bubblewrap container test needs /usr/bin/bwrap and a static /usr/bin/busybox (Debian packages bubblewrap busybox-static)';
+if (bwrapMissing !== false) console.error(`\n!!! SKIPPING ${bwrapMissing}\n`);
 
 const final = (row: { state: string }): boolean => FINAL_STATES.includes(row.state);
 
@@ -46,6 +49,34 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.equal(again.status, 0, 'finish again succeeds');
     t.match(again.out, /nothing to finish/, 'and has nothing to do (idempotent)');
     t.equal(repo.log().length, 1, 'no second snapshot');
+  });
+
+  t.test('a stage in a container (bubblewrap): the snapshot records the image digest; the profile\'s slurm section reaches sbatch', { skip: bwrapMissing }, async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    const rootfs = join(repo.dir, 'rootfs');
+    // a minimal root filesystem: static busybox, and the mountpoints bubblewrap binds over
+    for (const d of ['bin', 'proc', 'dev', 'tmp', 'work']) mkdirSync(join(rootfs, d), { recursive: true });
+    copyFileSync('/usr/bin/busybox', join(rootfs, 'bin', 'busybox'));
+    chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+    for (const tool of ['sh', 'echo', 'cat', 'test', 'mkdir']) symlinkSync('busybox', join(rootfs, 'bin', tool));
+    const profile = join(repo.dir, 'boxed.yaml');
+    writeFileSync(
+      profile,
+      ['description: busybox in bubblewrap', 'layout:', '  writes: [boxed]', 'container:', '  engine: bubblewrap', `  image: ${rootfs}`, '  target: /work', 'slurm:', '  time: "00:10:00"', '  ntasks: 1', 'commit: on-success', 'push: none', ''].join('\n'),
+    );
+    const s = repo.submit(['--profile', profile], ['sh', '-c', 'mkdir -p boxed && echo "in $DVFS_MOUNT" > boxed/c.txt && test -x /bin/busybox && test ! -e /usr/bin/node']);
+    t.equal(s.stage, 'boxed', 'the stage is named after the profile');
+    const line = await cluster.client('scontrol', ['show', 'job', '-o', s.jobId]);
+    t.match(line, /TimeLimit=00:10:00/, 'the profile\'s slurm.time is the job\'s time limit');
+    const refused = repo.run(['slurm', 'submit', repo.root, '--output', 'boxed/x', '--', 'true']);
+    t.match(refused.stderr, new RegExp(`job ${s.jobId} \\(stage boxed\\) owns boxed`), 'the profile\'s layout.writes are the owned outputs');
+    const row = await repo.until(s.entry, final);
+    t.equal(row.state, 'completed', 'completed');
+    t.equal(cat(repo, 'boxed/c.txt'), 'in /work\n', 'the container saw the mount at the profile\'s target');
+    const snap = repo.log()[0];
+    t.equal(snap?.provenance.image, rootfs, 'the snapshot records the image');
+    t.match(snap?.provenance.imageDigest, /^sha256:[0-9a-f]{64}$/, 'and its digest');
+    t.equal(snap?.provenance.jobId, s.jobId, 'and the job id');
   });
 
   t.test('a failing stage is recorded as failed and its follower is cancelled, not left pending', async (t) => {
@@ -100,6 +131,7 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     await repo.settle([first.finalizeJobId, elsewhere.finalizeJobId, (JSON.parse(forced.out) as { finalizeJobId: string }).finalizeJobId]);
     const after = repo.run(['slurm', 'submit', repo.root, '--output', 'model', '--json', '--', 'true']);
     t.equal(after.status, 0, 'once the job is finished the outputs are free again');
+    if (after.status === 0) await repo.settle([(JSON.parse(after.out) as { finalizeJobId: string }).finalizeJobId]);
   });
 
   t.test('scancel mid-run: the job records the signal, finish commits what it wrote, state cancelled', async (t) => {
