@@ -15,6 +15,8 @@ SYSTEM_PACKAGES+=" python3-swift memcached curl"
 # SLURM for the job lifecycle tests (test/fixtures/slurm/cluster.sh starts munged, slurmctld and slurmd
 # itself; the packages' systemd units are not used).
 SYSTEM_PACKAGES+=" slurm-wlm munge"
+# The SLURM container-stage test runs a static busybox root filesystem under bubblewrap.
+SYSTEM_PACKAGES+=" bubblewrap busybox-static"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -28,6 +30,8 @@ declare -A PACKAGE_COMMAND=(
   [curl]=curl
   [slurm-wlm]=slurmctld
   [munge]=munged
+  [bubblewrap]=bwrap
+  [busybox-static]=busybox
 )
 
 say() { printf 'setup: %s\n' "$*"; }
