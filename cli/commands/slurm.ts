@@ -180,6 +180,7 @@ function describeOutcome(o: FinishOutcome): string {
 async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
   const only = optionString(ctx.args, 'entry');
   const given = optionString(ctx.args, 'password-file');
+  const started = performance.now();
   const { finishJobs } = await import('../../daemon/slurm/finish.js');
   const { readEntry, listEntries } = await import('../../daemon/slurm/registry.js');
   const outcomes = await finishJobs(repoRoot, {
@@ -192,9 +193,10 @@ async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
       return openStoreWith(ctx, file, repoRoot);
     },
   });
-  if (ctx.json) printJson(ctx.out, { jobs: outcomes.map((o) => ({ entry: o.entry.entry, stage: o.entry.stage, jobId: o.entry.jobId, status: o.status, ...(o.status === 'pending' ? { why: o.why } : { result: o.result }) })) });
+  const seconds = (performance.now() - started) / 1000;
+  if (ctx.json) printJson(ctx.out, { seconds, jobs: outcomes.map((o) => ({ entry: o.entry.entry, stage: o.entry.stage, jobId: o.entry.jobId, status: o.status, ...(o.status === 'pending' ? { why: o.why } : { result: o.result }) })) });
   else if (outcomes.length === 0) ctx.out.write('nothing to finish: every recorded job is finished\n');
-  else for (const o of outcomes) ctx.out.write(describeOutcome(o) + '\n');
+  else for (const o of outcomes) ctx.out.write(`${describeOutcome(o)} (${seconds.toFixed(2)} s)\n`);
   // The finalize job's exit status drives its followers' afterok: success only for a completed stage.
   if (only !== undefined) return outcomes.every((o) => o.status !== 'pending' && o.result.state === 'completed') ? 0 : 1;
   return 0;
