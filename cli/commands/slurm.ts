@@ -14,7 +14,6 @@ import type { Command, CommandContext } from '../command.js';
 import { printJson } from '../format.js';
 import { CODEC_OPTION, positional } from '../open.js';
 import { PASSWORD_OPTION, readPasswordFile } from '../password.js';
-import { openStore, versionedRepo } from '../versioning.js';
 import { RUN_OPTIONS } from './run.js';
 
 const usage = [
@@ -46,6 +45,7 @@ const OPTIONS: OptionSpec[] = [
 /** The store opened with the password in `passwordFile` (the one the entry names, unless given). */
 async function openStoreWith(ctx: CommandContext, passwordFile: string, repoRoot: string): Promise<Versioning> {
   const args = { ...ctx.args, strings: new Map(ctx.args.strings).set(PASSWORD_OPTION.name, [passwordFile]) };
+  const { openStore, versionedRepo } = await import('../versioning.js');
   return openStore({ ...ctx, args }, await versionedRepo(repoRoot));
 }
 
@@ -269,7 +269,11 @@ export const slurmCommand: Command = {
     const actions: Record<string, (ctx: CommandContext, repoRoot: string) => Promise<number>> = { submit, status, finish, cancel, stage };
     const action = Object.hasOwn(actions, sub) ? actions[sub] : undefined;
     if (action === undefined) throw new DvfsError('E_USAGE', `unknown subcommand '${sub}'`, { hint: `usage: ${usage}` });
-    const repo = await versionedRepo(positional(ctx, 1, 'REPO', usage));
+    // .dvfs/repo.json read directly (no session machinery loaded: submit and status stay quick); anything
+    // else goes through versionedRepo, which says what the path is instead
+    const path = positional(ctx, 1, 'REPO', usage);
+    const { readDvfsRepository } = await import('../../daemon/repo/layout.js');
+    const repo = (await readDvfsRepository(path)) ?? (await (await import('../versioning.js')).versionedRepo(path));
     return action(ctx, repo.root);
   },
 };
