@@ -15,8 +15,12 @@ SYSTEM_PACKAGES+=" python3-swift memcached curl"
 # SLURM for the job lifecycle tests (test/fixtures/slurm/cluster.sh starts munged, slurmctld and slurmd
 # itself; the packages' systemd units are not used).
 SYSTEM_PACKAGES+=" slurm-wlm munge"
-# The SLURM container-stage test runs a static busybox root filesystem under bubblewrap.
-SYSTEM_PACKAGES+=" bubblewrap busybox-static"
+
+# Container stages (test/stage, test/fixtures/containers; see ../shared/docs/CONTAINERS.md): podman with
+# runc (crun cannot start on cgroup v1 hybrid hosts), docker.io (dockerd is started by the tests),
+# bubblewrap, and busybox-static for the locally built images (no registry; the SLURM container-stage
+# test uses them too).
+SYSTEM_PACKAGES+=" podman runc docker.io bubblewrap busybox-static"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -30,6 +34,9 @@ declare -A PACKAGE_COMMAND=(
   [curl]=curl
   [slurm-wlm]=slurmctld
   [munge]=munged
+  [podman]=podman
+  [runc]=runc
+  [docker.io]=dockerd
   [bubblewrap]=bwrap
   [busybox-static]=busybox
 )

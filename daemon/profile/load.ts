@@ -31,8 +31,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 export interface YamlSource {
   file: string;
   value: unknown;
-  /** "FILE:LINE:COL" of the node at `path`, or null when the file does not have it. */
-  locate(path: (string | number)[]): string | null;
+  /** "FILE:LINE:COL" of the node at `path` (or, unless `exact`, of its nearest ancestor), or null. */
+  locate(path: (string | number)[], exact?: boolean): string | null;
 }
 
 /** Parses YAML text; syntax errors throw E_CONFIG naming file:line:column. */
@@ -52,11 +52,10 @@ export function parseYaml(text: string, file: string): YamlSource {
   return {
     file,
     value: doc.toJS() as unknown,
-    locate(path) {
-      for (let n = path.length; n >= 0; n--) {
+    locate(path, exact = false) {
+      for (let n = path.length; n >= (exact ? path.length : 0); n--) {
         const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
         if (isNode(node) && node.range) return at(node.range[0]);
-        // A scalar key without its value node: look for the pair's key in the parent mapping.
       }
       return null;
     },
@@ -117,7 +116,9 @@ export interface LoadedProfile {
 function reportProblems(e: ProfileProblems, layers: YamlSource[], fallbackFile: string): DvfsError {
   const lines = e.problems.map((p) => {
     const key = p.path.join('.') || '(document)';
-    const where = [...layers].reverse().map((l) => l.locate(p.path)).find((w) => w !== null && p.path.length > 0) ?? (p.path.length === 0 ? `${fallbackFile}:1:1` : `${fallbackFile} (command line or defaults)`);
+    // The layer that set the value (the last one holding the key), else where its parent is in the profile.
+    const exact = [...layers].reverse().map((l) => l.locate(p.path, true)).find((w) => w !== null);
+    const where = exact ?? layers.at(-1)?.locate(p.path) ?? `${fallbackFile} (command line)`;
     return `${where}: ${key}: ${p.message}`;
   });
   return new DvfsError('E_CONFIG', `invalid profile:\n  ${lines.join('\n  ')}`, { hint: 'see mount-profiles/README.md for the fields' });

@@ -5,12 +5,16 @@
  * the engine, the image and its digest, the profile's name and digest, and each declared input's path with
  * the content id of what HEAD holds there (a file's object id, a directory's tree id, null when absent).
  * Keyed like every content id, so an identity printed or stored tells nobody without the key anything about
- * the inputs' content or paths. Inputs are read from the committed snapshot (HEAD): commit an input before
- * running the stage that reads it.
+ * the inputs' content or paths. Inputs are read from the committed snapshot (HEAD); while sessions hold
+ * uncommitted changes, inputs that are files are hashed from the working tree instead (a file's id is the
+ * same either way, so an unchanged file keeps its identity), directories still come from HEAD.
  */
+import { lstat } from 'node:fs/promises';
+import { isNodeError } from '../errors.js';
+import { hashWorkingFile } from '../versioning/working-files.js';
 import { canonicalJson } from '../store/canonical-json.js';
 import { hashBuffer, type ObjectId } from '../store/content-hash.js';
-import type { ProvenanceInput, Snapshot } from '../store/manifest-schema.js';
+import type { ProvenanceInput } from '../store/manifest-schema.js';
 import { history } from '../store/refs.js';
 import type { Versioning } from '../versioning/context.js';
 import { SnapshotReader, type AnyEntry } from '../versioning/snapshot-walk.js';
@@ -41,6 +45,21 @@ export async function inputIds(v: Versioning, head: ObjectId | null, paths: read
   return Promise.all(paths.map(async (path) => ({ path, id: entryId(v, await reader.lookup(snap.tree, path)) })));
 }
 
+/** `ids` with each input that is a regular file in the working tree re-hashed from it (missing: null). */
+export async function workingFileIds(v: Versioning, ids: readonly { path: string; id: string | null }[]): Promise<{ path: string; id: string | null }[]> {
+  const out: { path: string; id: string | null }[] = [];
+  for (const i of ids) {
+    try {
+      const loc = await v.tree.locate(`/${i.path}`);
+      out.push((await lstat(loc.rawPath)).isFile() ? { path: i.path, id: (await hashWorkingFile(v, loc)).id } : i);
+    } catch (e) {
+      if (!(isNodeError(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR'))) throw e;
+      out.push({ path: i.path, id: null });
+    }
+  }
+  return out;
+}
+
 export function stageIdentity(v: Versioning, parts: IdentityParts): ObjectId {
   const text = canonicalJson({
     kind: 'dvfs stage identity',
@@ -56,24 +75,42 @@ export function stageIdentity(v: Versioning, parts: IdentityParts): ObjectId {
   return hashBuffer(v.keys.contentHash, Buffer.from(text, 'utf8'));
 }
 
-/** Provenance inputs: each path with the snapshot it was read from and its content id. */
-export function provenanceInputs(head: ObjectId | null, ids: readonly { path: string; id: string | null }[]): ProvenanceInput[] {
-  return ids.map((i) => ({ path: i.path, ...(head !== null && i.id !== null ? { snapshot: head, object: i.id as ObjectId } : {}) }));
+/**
+ * Provenance inputs: each path with its content id, and the snapshot it was read from when HEAD holds that
+ * content (`committed`: HEAD's ids; an id from the working tree that differs names no snapshot).
+ */
+export function provenanceInputs(head: ObjectId | null, ids: readonly { path: string; id: string | null }[], committed: readonly { path: string; id: string | null }[] = ids): ProvenanceInput[] {
+  return ids.map((i, n) => ({
+    path: i.path,
+    ...(i.id === null ? {} : { object: i.id as ObjectId }),
+    ...(head !== null && i.id !== null && committed[n]?.id === i.id ? { snapshot: head } : {}),
+  }));
 }
 
-/** The newest snapshot from `head` back that records a successful run (or reuse) of stage `identity`. */
-export async function findCommittedStage(v: Versioning, head: ObjectId | null, identity: ObjectId): Promise<{ id: ObjectId; snapshot: Snapshot } | null> {
+/** A committed run of a stage: the snapshot that holds it and the outputs it declared. */
+export interface CommittedStage {
+  snapshot: ObjectId;
+  outputs: string[];
+}
+
+/**
+ * Every stage identity with a successful run (or reuse) committed from `head` back, mapped to its newest
+ * one. One walk of the history serves all the runs of a --glob fan-out.
+ */
+export async function committedStages(v: Versioning, head: ObjectId | null): Promise<Map<ObjectId, CommittedStage>> {
+  const found = new Map<ObjectId, CommittedStage>();
   for await (const { id, snapshot } of history(v.manifests, head)) {
     const stage = snapshot.provenance.stage;
-    if (stage?.identity !== identity) continue;
-    if (stage.status === 'reused' || (stage.status === 'ran' && snapshot.provenance.exitStatus === 0)) return { id, snapshot };
+    if (!stage || found.has(stage.identity)) continue;
+    if (stage.status === 'reused' || (stage.status === 'ran' && snapshot.provenance.exitStatus === 0)) found.set(stage.identity, { snapshot: id, outputs: stage.outputs });
   }
-  return null;
+  return found;
 }
 
-/** Whether every path holds the same thing in both snapshots (the reused stage's outputs are still HEAD's). */
-export async function sameOutputs(v: Versioning, a: ObjectId, b: ObjectId, paths: readonly string[]): Promise<boolean> {
-  if (a === b) return true;
-  const [x, y] = [await inputIds(v, a, paths), await inputIds(v, b, paths)];
-  return x.every((e, i) => e.id === y[i]?.id);
+/**
+ * Whether HEAD still holds every output the committed run declared (reuse needs its outputs; a fan-out's
+ * runs share output directories, so HEAD holding more than one run wrote is expected).
+ */
+export async function outputsPresent(v: Versioning, head: ObjectId, outputs: readonly string[]): Promise<boolean> {
+  return (await inputIds(v, head, outputs)).every((o) => o.id !== null);
 }

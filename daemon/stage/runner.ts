@@ -30,7 +30,7 @@ import { SnapshotReader } from '../versioning/snapshot-walk.js';
 import { commitStageSessions, type StageDecision } from './deferred.js';
 import { ENGINE_PROGRAMS, engineInvocation, type EngineInvocation } from './engines.js';
 import { globSnapshot } from './glob.js';
-import { findCommittedStage, inputIds, provenanceInputs, sameOutputs, stageIdentity } from './identity.js';
+import { committedStages, inputIds, outputsPresent, provenanceInputs, stageIdentity, workingFileIds, type CommittedStage } from './identity.js';
 import { imageDigest } from './image-digest.js';
 import { guardedMountpoint } from './mountpoint.js';
 import { saveStageRecord } from './record.js';
@@ -75,6 +75,8 @@ export interface StageResult {
   attempts: number;
   /** What became of the run's changes: committed, kept (uncommitted), discarded, deferred, or reused. */
   decision: StageDecision | 'deferred' | 'reused';
+  /** The profile's push policy after the commit: pushed, or why not (null: no push). */
+  push: { remote: string; ok: boolean; error?: string } | null;
   reusedFrom: string | null;
   startedAt: string;
   finishedAt: string;
@@ -88,6 +90,10 @@ interface Context {
   profile: Profile;
   profileDigest: string;
   imageDigest: string | null;
+  /** Whether sessions held uncommitted changes when the run began (inputs then come from the working tree). */
+  uncommitted: boolean;
+  /** Committed runs by identity (read from history once, kept up to date by this process's commits). */
+  committed: Map<ObjectId, CommittedStage> | null;
 }
 
 function overridesOf(req: RunRequest): { [k: string]: unknown } {
@@ -190,7 +196,8 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   const command = req.command.map((a, i) => expandPlaceholders(a, values, `command argument ${i + 1}`));
   const engine = profile.container.engine;
   const head = await readHead(ctx.repo.root);
-  const ids = await inputIds(v, head, inputs);
+  const committedIds = await inputIds(v, head, inputs);
+  const ids = ctx.uncommitted ? await workingFileIds(v, committedIds) : committedIds;
   const identity = stageIdentity(v, { command, engine, image: profile.container.image, imageDigest: ctx.imageDigest, profile: profile.name, profileDigest: ctx.profileDigest, inputs: ids });
   const startedAt = new Date().toISOString();
   const base: Provenance = {
@@ -199,7 +206,7 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
     ...(profile.container.image === null ? {} : { image: profile.container.image }),
     ...(ctx.imageDigest === null ? {} : { imageDigest: ctx.imageDigest }),
     profile: profile.name,
-    inputs: provenanceInputs(head, ids),
+    inputs: provenanceInputs(head, ids, committedIds),
     host: hostname(),
   };
   const stage: StageProvenance = { identity, status: 'ran', engine, attempts: 0, outputs, profileDigest: ctx.profileDigest, ...(req.glob === undefined ? {} : { glob: req.glob }) };
@@ -218,15 +225,17 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
     outputs,
     attempts: 0,
     decision: 'deferred',
+    push: null,
     reusedFrom: null,
     startedAt,
     finishedAt: startedAt,
     error: null,
   };
   if (req.force !== true && head !== null) {
-    const found = await findCommittedStage(v, head, identity);
-    if (found && (await sameOutputs(v, found.id, head, outputs))) return reuse(ctx, base, stage, found.id, result);
-    if (found) req.note(`dvfs: stage ${identity.slice(0, 12)} ran before (${found.id.slice(0, 12)}), but its outputs changed since: running it again`);
+    ctx.committed ??= await committedStages(v, head);
+    const found = ctx.committed.get(identity);
+    if (found && (await outputsPresent(v, head, found.outputs))) return remember(ctx, identity, await reuse(ctx, base, stage, found.snapshot, result));
+    if (found) req.note(`dvfs: stage ${identity.slice(0, 12)} ran before (${found.snapshot.slice(0, 12)}), but HEAD lacks some of its outputs: running it again`);
   }
 
   const guard = await guardedMountpoint(runDirFor(ctx.repo), runId);
@@ -261,7 +270,8 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   const finishedAt = new Date().toISOString();
   const failed = outcome.code !== 0;
   const error = outcome.daemonDied ? 'the mount daemon died mid-stage' : outcome.spawnError ?? (outcome.signal ? `killed by ${outcome.signal}` : null);
-  const exitCode = outcome.code;
+  // A command that could not be started exits 127, as a shell says it.
+  const exitCode = outcome.spawnError !== null ? 127 : outcome.code;
   Object.assign(result, { status: failed ? 'failed' : 'ran', exitCode, attempts, finishedAt, error });
   if (record === null || record.session === null) return { ...result, decision: 'kept' };
   const provenance: Provenance = {
@@ -277,7 +287,13 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   const listing = (await listSessions(ctx.repo.root)).find((s) => s.id === record?.session);
   if (!listing) throw new DvfsError('E_NOTFOUND', `the stage's session ${record.session} is gone`, { path: ctx.repo.root });
   const [decided] = await commitStageSessions(v, [listing], { note: req.note });
-  return { ...result, decision: decided?.decision ?? 'kept', snapshot: decided?.snapshot ?? null };
+  return remember(ctx, identity, { ...result, decision: decided?.decision ?? 'kept', snapshot: decided?.snapshot ?? null, push: decided?.push ?? null });
+}
+
+/** Notes a run this process committed, so a later match of the same fan-out can reuse it. */
+function remember(ctx: Context, identity: ObjectId, r: StageResult): StageResult {
+  if (ctx.committed && r.snapshot !== null && r.decision !== 'deferred' && (r.status === 'ran' || r.status === 'reused')) ctx.committed.set(identity, { snapshot: r.snapshot as ObjectId, outputs: r.outputs });
+  return r;
 }
 
 /** Runs a stage (or, with --glob, one per match). See the module header. */
@@ -293,7 +309,9 @@ export async function runStage(req: RunRequest): Promise<StageResult[]> {
   const tree = await openTree(repo, Buffer.from(req.password), silentLogger(), req.codec === undefined ? {} : { codec: req.codec });
   const v = openVersioning(repo, tree);
   try {
-    const ctx: Context = { req, repo, v, profile, profileDigest: digest, imageDigest: digestOfImage };
+    const uncommitted = (await listSessions(repo.root)).filter((s) => s.info.state !== 'committed').length;
+    if (uncommitted > 0) req.note(`dvfs: note: ${uncommitted} session(s) hold uncommitted changes: input files are hashed from the working tree, input directories taken from HEAD`);
+    const ctx: Context = { req, repo, v, profile, profileDigest: digest, imageDigest: digestOfImage, uncommitted: uncommitted > 0, committed: null };
     if (req.glob === undefined) return [await runOne(ctx, null)];
     const head = await readHead(repo.root);
     if (head === null) throw new DvfsError('E_NOTFOUND', 'no snapshot yet: --glob matches committed paths', { path: repo.root, hint: 'commit the inputs first (dvfs commit REPO)' });

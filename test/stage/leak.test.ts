@@ -1,0 +1,108 @@
+// A stage never writes plaintext to disk: its mountpoint is immutable while nothing is mounted on it, and
+// when the daemon is killed mid-stage the stage is stopped, recorded as failed, and nothing it wrote (or
+// tried to write, even by a process that escaped the stop) lands anywhere in the clear.
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { guardedMountpoint } from '../../daemon/stage/mountpoint.js';
+import { CLI_PATH } from '../helpers/cli.js';
+import { fuseAvailable, processAlive, waitFor } from '../helpers/mount.js';
+import { stageRepo } from './stage-helpers.js';
+
+const MARKER = 'PLAINTEXT-MARKER-7f3a91';
+
+function filesBelow(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
+
+/** Why the immutable flag cannot be tested under tmpdir(), or false. */
+function chattrUnsupported(): string | false {
+  const dir = mkdtempSync(join(tmpdir(), 'dvfs-chattr-probe-'));
+  try {
+    const r = spawnSync('chattr', ['+i', dir], { encoding: 'utf8' });
+    if (r.status !== 0) return `chattr +i does not work under ${tmpdir()}: ${r.error?.message ?? r.stderr.trim()}`;
+    spawnSync('chattr', ['-i', dir]);
+    return false;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+t.test('the guarded mountpoint refuses writes while nothing is mounted on it', { skip: chattrUnsupported() }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dvfs-guard-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const g = await guardedMountpoint(dir, 'run1');
+  t.ok(g.guarded, 'the mountpoint is immutable');
+  t.throws(() => writeFileSync(join(g.path, 'leak'), MARKER), { code: 'EPERM' }, 'creating a file in the bare mountpoint fails');
+  await g.release();
+  t.notOk(existsSync(g.path), 'released: the directory is gone');
+});
+
+t.test('killing the daemon mid-stage leaves no plaintext on disk', { skip: fuseAvailable() ?? false }, async (t) => {
+  const { ws, repo } = stageRepo(t, 'stage-leak');
+  const progress = join(ws.dir, 'progress');
+  const escapee = join(ws.dir, 'escapee.pid');
+  const errors = join(ws.dir, 'escapee.err');
+  // The stage writes marker files in a loop; a second writer escapes the stop (own session) and keeps
+  // writing by absolute path into the mountpoint after the mount is gone.
+  const script = [
+    `setsid sh -c 'echo $$ > ${escapee}; i=0; while [ $i -lt 400 ]; do { echo ${MARKER}-escapee-$i > "$DVFS_MOUNT/e$i"; } 2>>${errors}; i=$((i+1)); sleep 0.05; done' &`,
+    `i=0; while :; do echo ${MARKER}-$i > f$i; echo $i > ${progress}; i=$((i+1)); sleep 0.02; done`,
+  ].join('\n');
+  const child = spawn(process.execPath, [CLI_PATH, 'run', repo, '--json', '--', 'sh', '-c', script], { env: { ...process.env, ...ws.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  t.teardown(() => {
+    if (existsSync(escapee)) {
+      try {
+        process.kill(Number(readFileSync(escapee, 'utf8')), 'SIGKILL');
+      } catch {
+        // finished
+      }
+    }
+  });
+  await waitFor('the stage to write 20 files', () => existsSync(progress) && Number(readFileSync(progress, 'utf8')) >= 20, 60_000);
+  const stagesDir = join(repo, '.dvfs', 'run', 'stages');
+  const [runId] = readdirSync(stagesDir);
+  const mnt = join(stagesDir, runId as string, 'mnt');
+  const status = ws.cli(['status', mnt, '--json']);
+  t.equal(status.status, 0, status.stderr);
+  const daemonPid = (JSON.parse(status.out) as { pid: number }).pid;
+  process.kill(daemonPid, 'SIGKILL');
+  const code = await exited;
+  t.not(code, 0, 'dvfs run reports the failure');
+  const result = JSON.parse(out) as { status: string; error: string | null; sessionId: string };
+  t.equal(result.status, 'failed');
+  t.equal(result.error, 'the mount daemon died mid-stage');
+  t.match(err, /the mount daemon died mid-stage/);
+  t.notOk(processAlive(daemonPid));
+  // Let the escaped writer try for a while after the mount is gone.
+  await sleep(1500);
+  const leaked = [...filesBelow(ws.dir), ...filesBelow(mnt)].filter((f) => {
+    try {
+      return readFileSync(f).includes(MARKER);
+    } catch {
+      return false;
+    }
+  });
+  t.same(leaked, [], 'no file anywhere in the workspace (repository, .dvfs, mountpoint) holds the marker in the clear');
+  const escapeeErrors = existsSync(errors) ? readFileSync(errors, 'utf8') : '';
+  const reasons = new Set(escapeeErrors.split('\n').filter((l) => l.trim() !== '').map((l) => l.slice(l.lastIndexOf(': ') + 2).trim()));
+  t.ok(reasons.size > 0, 'the escaped writer\'s writes failed');
+  const allowed = ['Transport endpoint is not connected', 'Software caused connection abort', 'Operation not permitted', 'Directory nonexistent', 'No such file or directory'];
+  t.same([...reasons].filter((r) => !allowed.includes(r)), [], `every failure is ENOTCONN, ECONNABORTED, EPERM (immutable mountpoint) or ENOENT (mountpoint removed): ${[...reasons].join('; ')}`);
+  const st = ws.cli(['status', repo]);
+  t.match(st.out, new RegExp(result.sessionId), 'the session the daemon left is there for the next commit');
+  const commit = ws.cli(['commit', repo, '--json']);
+  t.equal(commit.status, 0, `the orphaned session is recovered by dvfs commit: ${commit.stderr}`);
+  t.equal(spawnSync('grep', ['-rl', MARKER, ws.dir]).stdout.length, 0, 'grep finds no marker below the workspace after the commit either');
+});
