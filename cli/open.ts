@@ -5,7 +5,7 @@ import type { CryptoTree } from '../daemon/vfs/crypto-tree.js';
 import type { PlainView } from '../daemon/vfs/plain-view.js';
 import type { OptionSpec } from './args.js';
 import type { CommandContext } from './command.js';
-import { PASSWORD_OPTION, requirePassword } from './password.js';
+import { requireCredential, UNLOCK_OPTIONS, wipeCredential } from './unlock.js';
 
 export const CODEC_OPTION: OptionSpec = {
   name: 'codec',
@@ -16,7 +16,7 @@ export const CODEC_OPTION: OptionSpec = {
   description: 'block codec implementation (default auto: native when built)',
 };
 
-export const VOLUME_OPTIONS: OptionSpec[] = [PASSWORD_OPTION, CODEC_OPTION];
+export const VOLUME_OPTIONS: OptionSpec[] = [...UNLOCK_OPTIONS, CODEC_OPTION];
 
 export function positional(ctx: CommandContext, index: number, what: string, usage: string): string {
   const v = ctx.args.positionals[index];
@@ -30,7 +30,7 @@ export interface OpenedRepo {
   view: PlainView;
 }
 
-/** Locates the repository, reads the password and opens its tree (any format) with a plaintext view. */
+/** Locates the repository, reads the password or identity and opens its tree (any format) with a plaintext view. */
 export async function openRepoView(ctx: CommandContext, repoPath: string): Promise<OpenedRepo> {
   // The format stacks load only here: commands that never open a tree start faster without them.
   const [{ locateRepository }, { openTree }, { PlainView }, { silentLogger }] = await Promise.all([
@@ -40,10 +40,14 @@ export async function openRepoView(ctx: CommandContext, repoPath: string): Promi
     import('../daemon/log.js'),
   ]);
   const repo = await locateRepository(repoPath);
-  const password = await requirePassword(ctx.args, (m) => ctx.note(m));
+  const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
-  const tree = await openTree(repo, password, silentLogger(), codec === undefined ? {} : { codec });
-  return { repo, tree, view: new PlainView(tree) };
+  try {
+    const tree = await openTree(repo, credential, silentLogger(), codec === undefined ? {} : { codec });
+    return { repo, tree, view: new PlainView(tree) };
+  } finally {
+    wipeCredential(credential);
+  }
 }
 
 /** Normalises a volume path given on the command line ('/a/b', 'a/b/', '.') to 'a/b' ('' = root). */

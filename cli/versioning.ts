@@ -7,7 +7,7 @@ import type { Repository } from '../daemon/repo/repository.js';
 import type { Versioning } from '../daemon/versioning/context.js';
 import { readDvfsRepository } from '../daemon/repo/layout.js';
 import type { CommandContext } from './command.js';
-import { requirePassword } from './password.js';
+import { requireCredential, wipeCredential } from './unlock.js';
 
 /**
  * The dvfs repository at `path`. Reads `.dvfs/repo.json` itself (no format code loaded: a commit that only
@@ -23,16 +23,21 @@ export async function versionedRepo(path: string): Promise<Repository> {
   return repo;
 }
 
-/** Opens the repository's tree and store with the user's password; `close()` releases both. */
+/** Opens the repository's tree and store with the user's password or identity; `close()` releases both. */
 export async function openStore(ctx: CommandContext, repo: Repository): Promise<Versioning> {
-  const password = await requirePassword(ctx.args, (m) => ctx.note(m));
+  const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
   const [{ openTree }, { silentLogger }, { openVersioning }] = await Promise.all([
     import('../daemon/repo/open-tree.js'),
     import('../daemon/log.js'),
     import('../daemon/versioning/context.js'),
   ]);
-  const tree = await openTree(repo, password, silentLogger(), codec === undefined ? {} : { codec });
+  let tree;
+  try {
+    tree = await openTree(repo, credential, silentLogger(), codec === undefined ? {} : { codec });
+  } finally {
+    wipeCredential(credential);
+  }
   const v = openVersioning(repo, tree);
   const close = v.close;
   v.close = () => {

@@ -8,23 +8,23 @@ import { join } from 'node:path';
 import { optionString } from '../args.js';
 import type { Command } from '../command.js';
 import { printJson } from '../format.js';
-import { readPasswordFile } from '../password.js';
 import { CODEC_OPTION, positional } from '../open.js';
-import { PASSWORD_OPTION } from '../password.js';
+import { requireCredential, UNLOCK_OPTIONS, wipeCredential } from '../unlock.js';
 
-const usage = 'dvfs info REPO [--password-file FILE] [--json]';
+const usage = 'dvfs info REPO [--password-file FILE | --identity FILE] [--json]';
 
 export const infoCommand: Command = {
   name: 'info',
   summary: 'describe a repository or volume (checks the password when one is given)',
   usage,
-  options: [PASSWORD_OPTION, CODEC_OPTION],
+  options: [...UNLOCK_OPTIONS, CODEC_OPTION],
   async run(ctx) {
     const repo = await locateRepository(positional(ctx, 0, 'REPO', usage));
-    const passwordFile = optionString(ctx.args, 'password-file');
+    const unlock = optionString(ctx.args, 'password-file') ?? optionString(ctx.args, 'identity');
     let codec: string | null = null;
-    if (passwordFile !== undefined) {
-      const tree = await openTree(repo, await readPasswordFile(passwordFile, (m) => ctx.note(m)), silentLogger());
+    if (unlock !== undefined) {
+      const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
+      const tree = await openTree(repo, credential, silentLogger()).finally(() => wipeCredential(credential));
       codec = tree instanceof EncfsTree ? tree.volume.content.blocks.name : 'libsodium';
       tree.dispose?.();
     }

@@ -17,6 +17,8 @@ export const pullCommand: Command = {
     await refuseIfBusy(repo, { mountedHint: 'unmount it first' });
     const { resolveRemote } = await import('../../daemon/transfer/remotes.js');
     const url = await resolveRemote(repo.root, ctx.args.positionals[1]);
+    const { adoptRemoteKeyring } = await import('../../daemon/keys/remote-epochs.js');
+    if (await adoptRemoteKeyring(repo.root, url)) ctx.note('dvfs: took the newer key slots from the remote');
     const v = await openStore(ctx, repo);
     const progress = new Progress('pull');
     try {

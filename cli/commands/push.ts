@@ -1,11 +1,12 @@
 import { DvfsError } from '../../daemon/errors.js';
+import { parseByteSize } from '../../daemon/util/size.js';
 import type { Command } from '../command.js';
 import { humanBytes, printJson } from '../format.js';
 import { positional, VOLUME_OPTIONS } from '../open.js';
 import { Progress } from '../progress.js';
 import { openStore, versionedRepo } from '../versioning.js';
 
-const usage = 'dvfs push REPO [REMOTE|URL] [--connections N] [--json]';
+const usage = 'dvfs push REPO [REMOTE|URL] [--connections N] [--pack-size SIZE] [--json]';
 
 export const pushCommand: Command = {
   name: 'push',
@@ -15,9 +16,14 @@ export const pushCommand: Command = {
     'REMOTE is a name from dvfs remote add (default origin) or a URL: file:///path, or',
     's3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=R (credentials from the AWS_* environment or',
     'a 0600 file named by &credentials=FILE). Only ciphertext leaves: objects and manifests go up in sealed',
-    'packs with a sealed index; the volume config (password-wrapped key) with a MAC.',
+    'packs with a sealed index; the volume config (password-wrapped key) with a MAC. An interrupted push',
+    '(killed, or the remote gone) resumes where its last index checkpoint left it: run it again.',
   ].join('\n'),
-  options: [...VOLUME_OPTIONS, { name: 'connections', type: 'string', value: 'N', description: 'parallel uploads (default 4)' }],
+  options: [
+    ...VOLUME_OPTIONS,
+    { name: 'connections', type: 'string', value: 'N', description: 'parallel uploads (default 4)' },
+    { name: 'pack-size', type: 'string', value: 'SIZE', description: 'pack size of a new remote, e.g. 16MiB (default 32MiB; an existing remote keeps its own)' },
+  ],
   async run(ctx) {
     const repo = await versionedRepo(positional(ctx, 0, 'REPO', usage));
     const { resolveRemote } = await import('../../daemon/transfer/remotes.js');
@@ -27,11 +33,20 @@ export const pushCommand: Command = {
     if (connections !== undefined && (!Number.isSafeInteger(connections) || connections < 1 || connections > 64)) {
       throw new DvfsError('E_USAGE', '--connections must be an integer in 1..64');
     }
+    const packArg = ctx.args.strings.get('pack-size')?.[0];
+    const packSize = packArg === undefined ? undefined : parseByteSize(packArg);
+    if (packSize === null || (packSize !== undefined && (packSize < 1024 || packSize > 1024 ** 3))) {
+      throw new DvfsError('E_USAGE', `--pack-size ${packArg ?? ''} is not a size in 1KiB..1GiB`, { hint: 'write e.g. --pack-size 16MiB' });
+    }
     const v = await openStore(ctx, repo);
     const progress = new Progress('push');
     try {
       const { push } = await import('../../daemon/transfer/push.js');
-      const r = await push(v, url, { ...(connections === undefined ? {} : { connections }), onProgress: (d, t) => progress.update(d, t, 'blobs') });
+      const r = await push(v, url, {
+        ...(connections === undefined ? {} : { connections }),
+        ...(packSize === undefined ? {} : { packSize }),
+        onProgress: (p) => progress.updateBytes({ items: p.blobs, totalItems: p.totalBlobs, bytes: p.bytes, totalBytes: p.totalBytes }, 'blobs'),
+      });
       progress.done();
       if (ctx.json) return printJson(ctx.out, r);
       ctx.out.write(

@@ -5,12 +5,13 @@ import { readHead } from '../../daemon/store/refs.js';
 import { restoreToDirectory, restoreToTree, type RestoreStats } from '../../daemon/versioning/restore.js';
 import { resolveSnapshot } from '../../daemon/versioning/snapshot-walk.js';
 import type { Command } from '../command.js';
+import { ensureObjects, FETCH_REMOTE_OPTION } from '../fetching.js';
 import { humanBytes, printJson } from '../format.js';
 import { positional, VOLUME_OPTIONS } from '../open.js';
 import { Progress } from '../progress.js';
 import { openStore, refuseIfBusy, versionedRepo } from '../versioning.js';
 
-const usage = 'dvfs restore REPO SNAPSHOT [PATH...] [--to DIR] [--force] [--json]';
+const usage = 'dvfs restore REPO SNAPSHOT [PATH...] [--to DIR] [--force] [--remote NAME|URL] [--json]';
 
 export const restoreCommand: Command = {
   name: 'restore',
@@ -20,10 +21,12 @@ export const restoreCommand: Command = {
     'Without --to, the working tree (unmounted) is made to match the snapshot at each PATH (default: all of',
     'it; entries the snapshot does not have are removed there). The restore is recorded like a mount session,',
     'so the next dvfs commit records it, without hashing anything. With --to DIR, plaintext copies are written',
-    'below DIR (existing files are kept unless --force).',
+    'below DIR (existing files are kept unless --force). Objects not stored locally (a clone holds only',
+    "HEAD's) are fetched first from --remote or origin: only those below the PATHs.",
   ].join('\n'),
   options: [
     ...VOLUME_OPTIONS,
+    FETCH_REMOTE_OPTION,
     { name: 'to', type: 'string', value: 'DIR', description: 'decrypt into this plain directory instead of the working tree' },
     { name: 'force', type: 'boolean', description: 'overwrite existing files in DIR; restore into a working tree with uncommitted changes' },
   ],
@@ -42,6 +45,7 @@ export const restoreCommand: Command = {
       const head = await readHead(repo.root);
       const snap = await resolveSnapshot(v.manifests, head, ref);
       id = snap.id;
+      await ensureObjects(ctx, v, snap.id, paths);
       const onProgress = (files: number, bytes: number): void => progress.update(files, snap.snapshot.stats.files, humanBytes(bytes));
       if (to !== undefined) {
         stats = await restoreToDirectory(v, snap.id, paths, resolve(to), { overwrite: force, onProgress });

@@ -1,7 +1,8 @@
 import { DvfsError } from '../../daemon/errors.js';
 import type { ObjectId } from '../../daemon/store/content-hash.js';
 import { readHead } from '../../daemon/store/refs.js';
-import { verifySnapshot } from '../../daemon/store/verify.js';
+import { verifySnapshot, type VerifyProblem } from '../../daemon/store/verify.js';
+import type { Versioning } from '../../daemon/versioning/context.js';
 import { resolveSnapshot } from '../../daemon/versioning/snapshot-walk.js';
 import { readObject } from '../../daemon/versioning/working-files.js';
 import type { Command } from '../command.js';
@@ -63,15 +64,32 @@ export const verifyCommand: Command = {
       };
       const report = await verifySnapshot(v.manifests, v.objects, id, { full, decodeObject, history: true });
       progress.done();
-      if (ctx.json) printJson(ctx.out, report);
+      const { problems, notFetched } = await separateNotFetched(v, id, report.problems);
+      if (ctx.json) printJson(ctx.out, { ...report, problems, notFetched });
       else {
-        for (const p of report.problems) ctx.out.write(`${p.kind}: ${p.id}${p.path ? ` (${p.path})` : ''}: ${p.message}\n`);
+        for (const p of problems) ctx.out.write(`${p.kind}: ${p.id}${p.path ? ` (${p.path})` : ''}: ${p.message}\n`);
         const c = report.checked;
-        ctx.out.write(`${report.problems.length === 0 ? 'ok' : `${report.problems.length} problem(s)`}: ${c.snapshots} snapshot(s), ${c.trees} tree(s), ${c.objects} object(s) checked${full ? `, ${c.decoded} decrypted and re-hashed` : ''}\n`);
+        ctx.out.write(`${problems.length === 0 ? 'ok' : `${problems.length} problem(s)`}: ${c.snapshots} snapshot(s), ${c.trees} tree(s), ${c.objects} object(s) checked${full ? `, ${c.decoded} decrypted and re-hashed` : ''}\n`);
+        if (notFetched > 0) ctx.out.write(`${notFetched} object(s) of older snapshots are not fetched (they stay on the remote: dvfs fetch REPO SNAPSHOT brings them, dvfs verify REPO --remote NAME checks them there)\n`);
       }
-      return report.problems.length === 0 ? 0 : 1;
+      return problems.length === 0 ? 0 : 1;
     } finally {
       v.close();
     }
   },
 };
+
+/**
+ * A clone holds only the objects of the snapshots it checked out; older snapshots' objects stay on its remote
+ * until fetched. In a repository with a remote, an object missing here that the verified snapshot itself does
+ * not need is such an object, not damage. Everything else stays a problem.
+ */
+async function separateNotFetched(v: Versioning, snapshot: ObjectId, all: readonly VerifyProblem[]): Promise<{ problems: VerifyProblem[]; notFetched: number }> {
+  const missing = all.filter((p) => p.kind === 'missing-object');
+  if (missing.length === 0) return { problems: [...all], notFetched: 0 };
+  const [{ readRemotes }, { objectsUnder }] = await Promise.all([import('../../daemon/transfer/remotes.js'), import('../../daemon/transfer/fetch.js')]);
+  if (Object.keys(await readRemotes(v.repo.root)).length === 0) return { problems: [...all], notFetched: 0 };
+  const needed = await objectsUnder(v, snapshot).catch(() => new Set<ObjectId>());
+  const problems = all.filter((p) => p.kind !== 'missing-object' || needed.has(p.id));
+  return { problems, notFetched: new Set(missing.filter((p) => !needed.has(p.id)).map((p) => p.id)).size };
+}

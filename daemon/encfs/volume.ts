@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DvfsError, isNodeError } from '../errors.js';
+import { writeFileAtomic } from '../store/durable.js';
 import { EncfsCipher, cipherGeometry } from './cipher.js';
 import { CONFIG_FILE_NAME, CURRENT_SUBVERSION, PRESETS, parseConfig, serializeConfig, validateConfig, type EncfsConfig, type Preset } from './config.js';
 import { CipherFile, ContentCodec, layoutOf } from './content.js';
@@ -79,6 +80,41 @@ export class EncfsVolume {
     const user = new EncfsCipher(params, userKey);
     const volumeKey = unwrapVolumeKey(user, config.encodedKeyData, configPath);
     return new EncfsVolume(root, configPath, config, new EncfsCipher(params, volumeKey), options.codec);
+  }
+
+  /**
+   * Opens the volume with its key material (key || IV, as a key slot carries it) instead of the password.
+   * Nothing in `.encfs6.xml` can check raw key material, so a wrong key shows as undecodable names.
+   */
+  static async openWithKey(root: string, keyMaterial: Buffer, options: OpenOptions = {}): Promise<EncfsVolume> {
+    const configPath = options.configPath ?? join(root, CONFIG_FILE_NAME);
+    const config = await EncfsVolume.readConfig(root, configPath);
+    const params = { name: config.cipherAlg.name, major: config.cipherAlg.major, keySize: config.keySize };
+    const { keyLen, ivLen } = cipherGeometry(params, configPath);
+    if (keyMaterial.length !== keyLen + ivLen) {
+      throw new DvfsError('E_CONFIG', `the key from the key slot is ${keyMaterial.length} bytes, this volume needs ${keyLen + ivLen}`, {
+        path: configPath,
+        hint: 'the slot belongs to another volume (or the volume was re-created)',
+      });
+    }
+    return new EncfsVolume(root, configPath, config, new EncfsCipher(params, Buffer.from(keyMaterial)), options.codec);
+  }
+
+  /**
+   * Wraps this volume's key under `password` (new salt, same KDF iterations unless given) and replaces
+   * `.encfs6.xml` atomically: what `encfsctl passwd` does; stock encfs opens the volume with the new password.
+   */
+  async changePassword(password: Buffer, kdfIterations?: number): Promise<void> {
+    const { keyLen, ivLen } = this.cipher.geometry;
+    const saltData = randomBytes(20);
+    const iterations = kdfIterations ?? this.config.kdfIterations;
+    const params = { name: this.config.cipherAlg.name, major: this.config.cipherAlg.major, keySize: this.config.keySize };
+    const user = new EncfsCipher(params, await derivePbkdf2(password, saltData, iterations, keyLen + ivLen));
+    const material = Buffer.concat([this.cipher.key, this.cipher.iv]);
+    const config: EncfsConfig = { ...this.config, encodedKeyData: wrapVolumeKey(user, material), saltData, kdfIterations: iterations };
+    material.fill(0);
+    validateConfig(config, this.configPath);
+    await writeFileAtomic(this.configPath, Buffer.from(serializeConfig(config), 'utf8'), { mode: 0o600 });
   }
 
   /** Creates a new volume in `root` (which must be missing or empty). */

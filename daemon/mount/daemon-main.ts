@@ -1,15 +1,31 @@
 /**
  * Entry point of a detached mount daemon (spawned by `dvfs mount`). It reads its launch request — the
- * session spec and the password — as one JSON line on stdin (never argv), logs to the mount's log file,
+ * session spec and the password or identity seed — as one JSON line on stdin (never argv), logs to the mount's log file,
  * and tells the launcher on stdout `READY <record>` or `FAILED <message>`, after which it writes nothing
  * to stdout/stderr again.
  */
 import { DvfsError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { Identity } from '../keys/identity.js';
+import type { Credential } from '../keys/unlock.js';
+import type { KeyHandoff } from './launcher.js';
 import { prepareSession, startSession, type SessionSpec } from './session.js';
 
 interface LaunchRequest extends SessionSpec {
-  password: string;
+  key: KeyHandoff;
+}
+
+/** The credential handed over by the launcher; the request's copy is blanked. */
+function credentialOf(request: LaunchRequest): Credential {
+  const key = request.key;
+  request.key = { kind: 'password', password: '' };
+  if (key.kind === 'password') return { kind: 'password', password: Buffer.from(key.password, 'base64') };
+  const seed = Buffer.from(key.seed, 'base64');
+  try {
+    return { kind: 'identity', identity: Identity.fromSeed(seed), name: key.name };
+  } finally {
+    seed.fill(0);
+  }
 }
 
 async function readStdin(): Promise<string> {
@@ -28,8 +44,7 @@ function tell(line: string): void {
 
 async function main(): Promise<void> {
   const request = JSON.parse(await readStdin()) as LaunchRequest;
-  const password = Buffer.from(request.password, 'base64');
-  request.password = '';
+  const credential = credentialOf(request);
   const spec: SessionSpec = {
     repo: request.repo,
     mountpoint: request.mountpoint,
@@ -44,7 +59,7 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (e) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection (daemon keeps serving)'));
   let session;
   try {
-    session = await startSession(spec, password, logger, prepared);
+    session = await startSession(spec, credential, logger, prepared);
   } catch (e) {
     logger.error({ err: e instanceof Error ? e.message : String(e) }, 'mount failed');
     throw e;

@@ -1,5 +1,5 @@
 /**
- * `dvfs mount` without --foreground: starts a detached daemon, hands it the password over a pipe, and
+ * `dvfs mount` without --foreground: starts a detached daemon, hands it the password or identity over a pipe, and
  * returns once the mount answers (or reports why it failed). Also finds and cleans stale mounts left by a
  * killed daemon, and stops a running one for `dvfs umount`.
  */
@@ -9,14 +9,28 @@ import { DvfsError, type DvfsErrorCode } from '../errors.js';
 import { ctlRequest } from '../ctl/client.js';
 import { detachMount, mountState, processAlive } from './mountinfo.js';
 import { findRecord, removeRecord, type MountRecord } from './records.js';
+import type { Credential } from '../keys/unlock.js';
 import type { SessionSpec } from './session.js';
 
 const DAEMON = fileURLToPath(new URL('./daemon-main.js', import.meta.url));
 const START_TIMEOUT_MS = 120_000;
 
-export async function launchDaemon(spec: SessionSpec, password: Buffer): Promise<MountRecord> {
+/** How the key reaches the daemon: on its stdin pipe, never argv or the environment. */
+export type KeyHandoff = { kind: 'password'; password: string } | { kind: 'identity'; seed: string; name: string };
+
+export function keyHandoff(credential: Credential): KeyHandoff {
+  if (credential.kind === 'password') return { kind: 'password', password: credential.password.toString('base64') };
+  const seed = credential.identity.exportSeed();
+  try {
+    return { kind: 'identity', seed: seed.toString('base64'), name: credential.name };
+  } finally {
+    seed.fill(0);
+  }
+}
+
+export async function launchDaemon(spec: SessionSpec, credential: Credential): Promise<MountRecord> {
   const child = spawn(process.execPath, [DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.end(JSON.stringify({ ...spec, password: password.toString('base64') }) + '\n');
+  child.stdin.end(JSON.stringify({ ...spec, key: keyHandoff(credential) }) + '\n');
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));

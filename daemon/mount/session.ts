@@ -12,7 +12,7 @@ import { Frontend } from '../fuse/frontend.js';
 import { mountFuse, type MountedFuse } from '../fuse/mount.js';
 import { specialFiles } from '../fuse/special-files.js';
 import type { Logger } from '../log.js';
-import { openTree } from '../repo/open-tree.js';
+import { openTree, type Credential } from '../repo/open-tree.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
 import { mountState } from './mountinfo.js';
 import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './records.js';
@@ -64,7 +64,7 @@ export function disableCoreDumps(): string | null {
 }
 
 /** Assembles the read-only view of snapshot `ref` (see versioning/snapshot-view.ts). */
-async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
+async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer | Credential, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
   requireVersionedRepo(repo);
   const v = openVersioning(repo, workingTree);
   try {
@@ -77,7 +77,7 @@ async function openView(repo: Repository, workingTree: CryptoTree, ref: string, 
   }
 }
 
-export async function startSession(spec: SessionSpec, password: Buffer, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
+export async function startSession(spec: SessionSpec, password: Buffer | Credential, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
   const { repo, run } = prepared;
   const coreProblem = disableCoreDumps();
   if (coreProblem) logger.warn({ err: coreProblem }, 'could not disable core dumps for the daemon');
@@ -94,7 +94,9 @@ export async function startSession(spec: SessionSpec, password: Buffer, logger: 
       workingTree.dispose?.();
     }
   }
-  password.fill(0);
+  if (Buffer.isBuffer(password)) password.fill(0);
+  else if (password.kind === 'password') password.password.fill(0);
+  else password.identity.destroy();
   const tree = view?.tree ?? workingTree;
   let versioning: MountVersioning | null = null;
   let noSession: string | null = null;

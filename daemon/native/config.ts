@@ -216,6 +216,22 @@ export async function unlockNativeConfig(config: NativeConfig, password: Buffer,
   return keys;
 }
 
+/** Opens the config with the master key itself (from a key slot): checks the MAC, E_PASSWORD when it fails. */
+export function unlockNativeConfigWithMaster(config: NativeConfig, master: Uint8Array, path: string): NativeKeys {
+  if (master.length !== MASTER_KEY_BYTES) throw new DvfsError('E_PASSWORD', `the key from the key slot is ${master.length} bytes, expected ${MASTER_KEY_BYTES}`, { path });
+  const keys = NativeKeys.fromMaster(master);
+  if (!sodium.sodium_memcmp(configMac(config, keys), config.mac)) {
+    keys.destroy();
+    throw new DvfsError('E_PASSWORD', 'the key from the key slot does not open this volume', { path, hint: 'the slot belongs to another volume, or the volume was re-keyed' });
+  }
+  return keys;
+}
+
+/** The same volume's config with the master key sealed under a new password (new salt, same cost). */
+export async function resealNativeConfig(config: NativeConfig, keys: NativeKeys, password: Buffer, path: string): Promise<NativeConfig> {
+  return sealNativeConfig(keys, password, { chunkSize: config.chunkSize, opslimit: config.kdf.opslimit, memlimit: config.kdf.memlimit }, path);
+}
+
 export async function readNativeConfig(path: string): Promise<NativeConfig> {
   let text: string;
   try {

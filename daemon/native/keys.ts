@@ -80,6 +80,12 @@ export class NativeKeys {
     return { nonce, sealed };
   }
 
+  /** A secure copy of the master key (what a key slot seals); the caller wipes it. */
+  exportMaster(): SecureBuffer {
+    this.check();
+    return secureCopy(this.master);
+  }
+
   /** False once destroy() wiped the keys. */
   get alive(): boolean {
     return !this.destroyed;

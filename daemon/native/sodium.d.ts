@@ -81,6 +81,28 @@ declare module 'sodium-native' {
     /** Verifies and decrypts `c` into `m` (c.byteLength - MACBYTES bytes); false when forged. */
     crypto_secretbox_open_easy(m: Uint8Array, c: Uint8Array, n: Uint8Array, k: Uint8Array): boolean;
 
+    readonly crypto_box_PUBLICKEYBYTES: number;
+    readonly crypto_box_SECRETKEYBYTES: number;
+    readonly crypto_box_SEEDBYTES: number;
+    readonly crypto_box_SEALBYTES: number;
+    /** X25519 key pair from a 32-byte seed. */
+    crypto_box_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): void;
+    /** Anonymous sealed box of `m` to `pk` into `c` (m.byteLength + SEALBYTES bytes). */
+    crypto_box_seal(c: Uint8Array, m: Uint8Array, pk: Uint8Array): void;
+    /** Opens a sealed box into `m` (c.byteLength - SEALBYTES bytes); false when it does not open. */
+    crypto_box_seal_open(m: Uint8Array, c: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean;
+
+    readonly crypto_sign_PUBLICKEYBYTES: number;
+    readonly crypto_sign_SECRETKEYBYTES: number;
+    readonly crypto_sign_SEEDBYTES: number;
+    readonly crypto_sign_BYTES: number;
+    /** Ed25519 key pair from a 32-byte seed. */
+    crypto_sign_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): void;
+    /** Detached Ed25519 signature of `m` into `sig` (BYTES bytes). */
+    crypto_sign_detached(sig: Uint8Array, m: Uint8Array, sk: Uint8Array): void;
+    /** True when `sig` is a valid signature of `m` under `pk`. */
+    crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean;
+
     randombytes_buf(buf: Uint8Array): void;
     sodium_malloc(size: number): sodium.SecureBuffer;
     sodium_memzero(buf: Uint8Array): void;

@@ -13,14 +13,17 @@ import { constants as osc } from 'node:os';
 import { join, resolve } from 'node:path';
 import sodium from 'sodium-native';
 import { DvfsError, IntegrityError, isNodeError } from '../errors.js';
+import { writeFileAtomic } from '../store/durable.js';
 import type { CryptoTree, FileContent, Location, OpenFileLookup } from '../vfs/crypto-tree.js';
 import {
   DEFAULT_CHUNK_SIZE,
   NATIVE_CONFIG_FILE,
   readNativeConfig,
+  resealNativeConfig,
   sealNativeConfig,
   serializeNativeConfig,
   unlockNativeConfig,
+  unlockNativeConfigWithMaster,
   validateChunkSize,
   type NativeConfig,
   type NativeParams,
@@ -76,6 +79,17 @@ export class NativeTree implements CryptoTree<NativeCtx> {
     this.layout = new ChunkLayout(config.chunkSize);
     this.names = new NameCipher(keys);
     this.ivCache.set(this.root, rootIV);
+  }
+
+  /** A secure copy of the master key (what a key slot seals); the caller wipes it. */
+  exportMasterKey(): Buffer {
+    return this.keys.exportMaster();
+  }
+
+  /** Seals the master key under a new password and replaces the config atomically (`dvfs key passwd`). */
+  async changePassword(password: Buffer): Promise<void> {
+    const config = await resealNativeConfig(this.config, this.keys, password, this.configPath);
+    await writeFileAtomic(this.configPath, Buffer.from(serializeNativeConfig(config), 'utf8'), { mode: 0o600 });
   }
 
   snapshotSecret(): Buffer {
@@ -435,7 +449,18 @@ export async function openNativeVolume(root: string, password: Buffer): Promise<
   const dir = resolve(root);
   const configPath = join(dir, NATIVE_CONFIG_FILE);
   const config = await readNativeConfig(configPath);
-  const keys = await unlockNativeConfig(config, password, configPath);
+  return withRootIV(dir, configPath, config, await unlockNativeConfig(config, password, configPath));
+}
+
+/** Opens a dvfs-native volume with its master key (from a key slot) instead of the password. */
+export async function openNativeVolumeWithMaster(root: string, master: Uint8Array): Promise<NativeTree> {
+  const dir = resolve(root);
+  const configPath = join(dir, NATIVE_CONFIG_FILE);
+  const config = await readNativeConfig(configPath);
+  return withRootIV(dir, configPath, config, unlockNativeConfigWithMaster(config, master, configPath));
+}
+
+async function withRootIV(dir: string, configPath: string, config: NativeConfig, keys: NativeKeys): Promise<NativeTree> {
   try {
     const ivPath = join(dir, DIRIV_FILE);
     let rootIV: Buffer;

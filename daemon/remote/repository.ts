@@ -25,6 +25,7 @@ import { collectBody, isNotFound, type Backend, type StreamFactory } from './bac
 import { blobRawSize, readBlob, uploadBlob } from './blob.js';
 import { newConfig, readConfig, readRef, writeConfig, writeRef, type ConfigParams, type RemoteConfig, type RemoteRef } from './config.js';
 import { deriveRemoteKeys, wipeRemoteKeys, type RemoteKeys } from './keys.js';
+import { epochBackend } from '../keys/remote-epochs.js';
 import { RemoteLock, type LockOptions } from './lock.js';
 import { BLOB_TYPES, dataKey, describe, RemoteIntegrityError, type BlobType } from './layout.js';
 import { openEntry, PackWriter } from './pack.js';
@@ -87,6 +88,7 @@ export class RemoteRepository {
 
   /** Initializes an empty remote (writes its config). E_EXISTS when it already has one. */
   static async init(backend: Backend, repoKeys: RepoKeys, params: ConfigParams = {}, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
+    backend = epochBackend(backend, repoKeys.epoch);
     const keys = deriveRemoteKeys(repoKeys);
     try {
       const existing = await readConfig(backend, keys);
@@ -102,6 +104,7 @@ export class RemoteRepository {
 
   /** Opens an initialized remote: checks its config against the keys and loads its index. */
   static async open(backend: Backend, repoKeys: RepoKeys, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
+    backend = epochBackend(backend, repoKeys.epoch);
     const keys = deriveRemoteKeys(repoKeys);
     try {
       const config = await readConfig(backend, keys);
@@ -121,7 +124,7 @@ export class RemoteRepository {
     const keys = deriveRemoteKeys(repoKeys);
     let exists: boolean;
     try {
-      exists = (await readConfig(backend, keys)) !== null;
+      exists = (await readConfig(epochBackend(backend, repoKeys.epoch), keys)) !== null;
     } finally {
       wipeRemoteKeys(keys);
     }
@@ -205,19 +208,45 @@ export class RemoteRepository {
     this.usable();
     for (const type of BLOB_TYPES) if ((this.packers.get(type)?.count ?? 0) > 0) await this.finishPack(type);
     await this.pool.drain();
-    const indexFiles: string[] = [];
-    if (this.newRecords.length > 0) {
-      const files = sealIndexFiles(this.keys, this.newRecords, this.options.indexEntriesPerFile ?? DEFAULT_INDEX_ENTRIES);
-      for (const f of files) {
-        await this.backend.put(f.key, f.data, f.data.length);
-        indexFiles.push(f.name);
-        this.indexFiles.push(f.name);
-      }
-      this.newRecords = [];
-    }
+    const indexFiles = await this.checkpoint();
     const result = { ...this.stats, indexFiles };
     this.stats = { packs: 0, blobs: 0, bytes: 0 };
     return result;
+  }
+
+  /**
+   * Writes index files for the blobs whose uploads have finished so far, without waiting for those still
+   * queued or in flight: an interrupted push then resumes after them instead of sending them again.
+   * Returns the names of the index files written.
+   */
+  async checkpoint(): Promise<string[]> {
+    this.usable();
+    if (this.newRecords.length === 0) return [];
+    const records = this.newRecords;
+    this.newRecords = [];
+    const written: string[] = [];
+    try {
+      for (const f of sealIndexFiles(this.keys, records, this.options.indexEntriesPerFile ?? DEFAULT_INDEX_ENTRIES)) {
+        await this.backend.put(f.key, f.data, f.data.length);
+        written.push(f.name);
+        this.indexFiles.push(f.name);
+      }
+    } catch (e) {
+      // Unwritten records go back; a retry rewrites them all (index entries are idempotent).
+      this.newRecords = records.concat(this.newRecords);
+      throw e;
+    }
+    return written;
+  }
+
+  /** Blobs uploaded whose index records are not written yet (checkpoint() writes them). */
+  get unindexed(): number {
+    return this.newRecords.length;
+  }
+
+  /** Bytes of packs and large blobs uploaded since the last flush(). */
+  get bytesUploaded(): number {
+    return this.stats.bytes;
   }
 
   /** A whole blob (large ones are assembled in memory: prefer read() for those). */

@@ -53,6 +53,11 @@ import { TaskPool } from './pool.js';
 import { mapS3Error } from './s3-errors.js';
 import { formatRemoteUrl, MAX_PART_SIZE, MIN_PART_SIZE, type S3RemoteUrl } from './url.js';
 
+// The SDK warns on every run under Node 20 (its future releases will need Node 22) — on dvfs's stderr, where
+// it reads like a dvfs problem. dvfs pins the SDK it ships with and supports Node >= 20, so it is silenced
+// unless the user set the variable themselves.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 export const DEFAULT_CONNECTIONS = 4;
@@ -146,6 +151,21 @@ export class S3Backend implements Backend {
         return next(args);
       },
       { step: 'build', name: 'dvfsDeleteObjectsContentMd5', priority: 'low' },
+    );
+    // Uploads are signed without hashing their payload (x-amz-content-sha256: UNSIGNED-PAYLOAD; the signer
+    // takes a value already set): over plain http the SDK would otherwise SHA-256 every byte before sending
+    // and the server again on receipt. Integrity stays covered: every upload carries a Content-MD5 the server
+    // checks, and every blob is sealed (AEAD) under the remote's keys, checked on every read. Measured on the
+    // test Swift (2 cores, 8 × 32 MiB PUTs, 4 at a time): 4.0–4.4 s instead of 5.4–5.9 s, client CPU -30 %.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand') {
+          const req = args.request as { headers?: Record<string, string> };
+          if (req.headers !== undefined) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        }
+        return next(args);
+      },
+      { step: 'build', name: 'dvfsUnsignedPayload', priority: 'low' },
     );
   }
 

@@ -19,6 +19,7 @@
  */
 import { isAbsolute, normalize } from 'node:path';
 import { DvfsError } from '../errors.js';
+import { parseByteSize } from '../util/size.js';
 
 export interface FileRemoteUrl {
   scheme: 'file';
@@ -92,11 +93,9 @@ const REGION_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const PROFILE_RE = /^[A-Za-z0-9._+@-]{1,64}$/;
 
 function parseSize(url: string, name: string, value: string): number {
-  const m = /^([0-9]+)\s*(|B|K|KB|KiB|M|MB|MiB|G|GB|GiB)$/i.exec(value);
-  if (m === null) throw new RemoteUrlError(url, `${name}=${value} is not a size`, `write e.g. ${name}=16MiB`);
-  const unit = (m[2] ?? '').toLowerCase();
-  const mult = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
-  return Number(m[1]) * mult;
+  const n = parseByteSize(value);
+  if (n === null) throw new RemoteUrlError(url, `${name}=${value} is not a size`, `write e.g. ${name}=16MiB`);
+  return n;
 }
 
 function parseS3(url: string): S3RemoteUrl {

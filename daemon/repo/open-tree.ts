@@ -1,13 +1,15 @@
-/** Opens the ciphertext tree of a repository (or plain EncFS / native volume) as a CryptoTree. */
-import { EncfsTree } from '../encfs/tree.js';
+/**
+ * Opens the ciphertext tree of a repository (or plain EncFS / native volume) as a CryptoTree, with the
+ * password or with a personal identity's key slots (daemon/keys/unlock.ts).
+ */
 import type { Logger } from '../log.js';
 import type { CryptoTree } from '../vfs/crypto-tree.js';
 import type { OpenOptions } from '../encfs/volume.js';
-import { openNativeVolume } from '../native/tree.js';
-import { openVolume, type Repository } from './repository.js';
+import { unlockTree, type Credential } from '../keys/unlock.js';
+import type { Repository } from './repository.js';
 
-export async function openTree(repo: Repository, password: Buffer, logger: Logger, options: OpenOptions = {}): Promise<CryptoTree> {
-  if (repo.format === 'native') return openNativeVolume(repo.tree, password);
-  const volume = await openVolume(repo, password, options);
-  return new EncfsTree(volume, (rawPath, reason) => logger.error({ rawPath, err: reason }, 'rename: entry could not be re-encoded'));
+export type { Credential } from '../keys/unlock.js';
+
+export async function openTree(repo: Repository, credential: Buffer | Credential, logger: Logger, options: OpenOptions = {}): Promise<CryptoTree> {
+  return unlockTree(repo, Buffer.isBuffer(credential) ? { kind: 'password', password: credential } : credential, logger, options);
 }

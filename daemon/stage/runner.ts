@@ -244,7 +244,7 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   let outcome: ProcessOutcome = { code: null, signal: null, daemonDied: false, spawnError: null };
   let attempts = 0;
   try {
-    record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, Buffer.from(req.password));
+    record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, { kind: 'password', password: Buffer.from(req.password) });
     if (!isMounted(guard.path)) throw new DvfsError('E_IO', 'the daemon reported the mount ready, but it is not in the mount table', { path: guard.path });
     result.sessionId = record.session;
     const name = `dvfs-stage-${runId.toLowerCase()}`;

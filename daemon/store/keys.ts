@@ -30,6 +30,8 @@ export interface RepoKeys {
   readonly manifest: Buffer;
   /** Key of the opaque paths stored in session journals and the repository index (path-cipher.ts). */
   readonly paths: Buffer;
+  /** The key epoch these keys belong to (daemon/keys/FORMAT.md); absent means 0, the volume's own. */
+  readonly epoch?: number;
 }
 
 function derive(secret: Uint8Array, label: string): Buffer {
@@ -44,6 +46,25 @@ export function deriveRepoKeys(secret: Buffer): RepoKeys {
     throw new DvfsError('E_USAGE', `snapshot store secret must be ${SECRET_BYTES_MIN}..${SECRET_BYTES_MAX} bytes, got ${secret.length}`);
   }
   return { contentHash: derive(secret, KEY_LABELS.contentHash), manifest: derive(secret, KEY_LABELS.manifest), paths: derive(secret, KEY_LABELS.paths) };
+}
+
+/**
+ * The store keys of key epoch `epoch` (daemon/keys): manifest and path keys from the epoch's secret, the
+ * content-hash key as given (it is the same in every epoch, so object ids stay comparable). For epoch 0 with
+ * content = derive(secret, contentHash) this equals deriveRepoKeys(secret).
+ */
+export function deriveEpochRepoKeys(epoch: number, secret: Buffer, contentHashKey: Uint8Array): RepoKeys {
+  if (secret.length < SECRET_BYTES_MIN || secret.length > SECRET_BYTES_MAX || contentHashKey.length !== REPO_KEY_BYTES) {
+    throw new DvfsError('E_USAGE', 'epoch secret or content key has the wrong size');
+  }
+  const contentHash = sodium.sodium_malloc(REPO_KEY_BYTES);
+  contentHash.set(contentHashKey);
+  return { contentHash, manifest: derive(secret, KEY_LABELS.manifest), paths: derive(secret, KEY_LABELS.paths), epoch };
+}
+
+/** The content-hash key of a format secret (what an epoch-0 grant carries as its content key). */
+export function contentHashKeyOf(secret: Buffer): Buffer {
+  return derive(secret, KEY_LABELS.contentHash);
 }
 
 /** Zeroes both keys; the object must not be used afterwards. */

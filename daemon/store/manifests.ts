@@ -77,12 +77,23 @@ export type Manifest = { kind: 'tree'; id: ObjectId; tree: Tree } | { kind: 'sna
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+function subkeys(manifestKey: Uint8Array): readonly [SecureBuffer, SecureBuffer] {
+  if (manifestKey.length !== KEY_BYTES) throw new DvfsError('E_USAGE', `manifest key must be ${KEY_BYTES} bytes`);
+  const idKey = sodium.sodium_malloc(KEY_BYTES);
+  sodium.crypto_generichash(idKey, Buffer.from(ID_LABEL, 'ascii'), manifestKey);
+  const sealKey = sodium.sodium_malloc(KEY_BYTES);
+  sodium.crypto_generichash(sealKey, Buffer.from(SEAL_LABEL, 'ascii'), manifestKey);
+  return [idKey, sealKey];
+}
+
 export class ManifestStore {
   /** `REPO/.dvfs/manifests`. */
   readonly dir: string;
   readonly tmpDir: string;
   private readonly idKey: SecureBuffer;
   private readonly sealKey: SecureBuffer;
+  /** [idKey, sealKey] of earlier key epochs, tried after the current ones when reading. */
+  private readonly older: (readonly [SecureBuffer, SecureBuffer])[];
 
   /** `manifestKey` is RepoKeys.manifest; the store keeps its own subkeys (dispose() wipes them). */
   constructor(
@@ -90,14 +101,14 @@ export class ManifestStore {
     manifestKey: Uint8Array,
     /** fsync every manifest (default). A caller that syncs the filesystem before naming them turns it off. */
     private readonly durable = true,
+    /** Manifest keys of earlier key epochs (daemon/keys): manifests sealed under them stay readable. */
+    olderManifestKeys: readonly Uint8Array[] = [],
   ) {
     if (manifestKey.length !== KEY_BYTES) throw new DvfsError('E_USAGE', `manifest key must be ${KEY_BYTES} bytes`);
     this.dir = join(repoRoot, META_DIR, MANIFESTS_DIR);
     this.tmpDir = join(this.dir, TMP_DIR);
-    this.idKey = sodium.sodium_malloc(KEY_BYTES);
-    sodium.crypto_generichash(this.idKey, Buffer.from(ID_LABEL, 'ascii'), manifestKey);
-    this.sealKey = sodium.sodium_malloc(KEY_BYTES);
-    sodium.crypto_generichash(this.sealKey, Buffer.from(SEAL_LABEL, 'ascii'), manifestKey);
+    [this.idKey, this.sealKey] = subkeys(manifestKey);
+    this.older = olderManifestKeys.map(subkeys);
   }
 
   path(id: ObjectId): string {
@@ -179,8 +190,7 @@ export class ManifestStore {
 
   /** Wipes the subkeys; the store must not be used afterwards. */
   dispose(): void {
-    sodium.sodium_memzero(this.idKey);
-    sodium.sodium_memzero(this.sealKey);
+    for (const k of [this.idKey, this.sealKey, ...this.older.flat()]) sodium.sodium_memzero(k);
   }
 
   private idOf(plaintext: string): ObjectId {
@@ -245,20 +255,24 @@ export class ManifestStore {
     const body = sealed.subarray(NONCE_BYTES);
     const plain = Buffer.alloc(body.length - TAG_BYTES);
     let kind: ManifestKind | null = null;
-    for (const k of kinds) {
-      try {
-        sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(plain, null, body, manifestAd(k), nonce, this.sealKey);
-        kind = k;
-        break;
-      } catch {
-        // not this kind (or damaged): try the next
+    let idKey: SecureBuffer = this.idKey;
+    search: for (const [ik, sk] of [[this.idKey, this.sealKey] as const, ...this.older]) {
+      for (const k of kinds) {
+        try {
+          sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(plain, null, body, manifestAd(k), nonce, sk);
+          kind = k;
+          idKey = ik;
+          break search;
+        } catch {
+          // not this kind or key epoch (or damaged): try the next
+        }
       }
     }
     if (kind === null) {
       const what = kinds.length === 1 ? `a ${kinds[0] ?? ''}` : 'a manifest';
-      throw this.corrupt(id, `authentication failed (damaged, forged, or not ${what})`);
+      throw this.corrupt(id, `authentication failed (damaged, forged, not ${what}, or sealed under a key epoch these keys do not hold)`);
     }
-    if (hashBuffer(this.idKey, plain) !== id) throw this.corrupt(id, 'contents do not match the id it is stored under');
+    if (hashBuffer(idKey, plain) !== id) throw this.corrupt(id, 'contents do not match the id it is stored under');
     try {
       const decoded = decodeManifest(utf8.decode(plain), kind);
       return decoded.kind === 'tree' ? { kind: 'tree', id, tree: decoded.tree } : { kind: 'snapshot', id, snapshot: decoded.snapshot };

@@ -6,11 +6,8 @@
  * It is assembled in a staging directory next to DIR and renamed into place only when complete.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { DvfsError, isNodeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DIRIV_BYTES, DIRIV_FILE } from '../native/names.js';
@@ -19,13 +16,15 @@ import { openBackend } from '../remote/open-backend.js';
 import { RemoteRepository } from '../remote/repository.js';
 import { getVolumeConfig, verifyVolumeConfig } from '../remote/volume.js';
 import { META_DIR, META_FILE, readDvfsRepository, REPO_FORMAT, TREE_DIR, type RepoMeta } from '../repo/layout.js';
-import { openTree } from '../repo/open-tree.js';
+import { openTree, type Credential } from '../repo/open-tree.js';
+import { pullKeyring } from '../keys/remote-epochs.js';
 import { writeFileAtomic } from '../store/durable.js';
 import type { ObjectId } from '../store/object-id.js';
 import { writeHead } from '../store/refs.js';
 import { openVersioning, type Versioning } from '../versioning/context.js';
 import { restoreToTree } from '../versioning/restore.js';
 import { addRemote, DEFAULT_REMOTE } from './remotes.js';
+import { downloadObjects, missingLocally } from './fetch.js';
 import { VOLUME_CONFIG_FILES } from './push.js';
 
 export interface CloneReport {
@@ -39,7 +38,7 @@ export interface CloneReport {
   seconds: number;
 }
 
-export async function clone(url: string, dir: string, password: Buffer, logger: Logger, onProgress?: (done: number, total: number) => void): Promise<CloneReport> {
+export async function clone(url: string, dir: string, password: Buffer | Credential, logger: Logger, onProgress?: (done: number, total: number) => void): Promise<CloneReport> {
   const started = performance.now();
   const root = resolve(dir);
   try {
@@ -56,6 +55,7 @@ export async function clone(url: string, dir: string, password: Buffer, logger: 
     const mode = volume.fileName === '.encfs6.xml' ? 'encfs' : 'native';
     const tree = join(staging, TREE_DIR);
     await mkdir(join(staging, META_DIR), { recursive: true, mode: 0o700 });
+    await pullKeyring(backend, staging); // key slots and epochs come first: an identity unlocks with them
     await mkdir(tree, { recursive: true });
     await writeFile(join(tree, volume.fileName), volume.data, { mode: 0o600 });
     // A native tree's root directory IV is its own (names below are sealed under it); the objects are not.
@@ -98,8 +98,9 @@ export async function clone(url: string, dir: string, password: Buffer, logger: 
 }
 
 /**
- * Downloads the manifests of `head`'s history and the objects its trees name (all of them: lazy fetching
- * of only what a restore or mount needs is a later step), into the local stores.
+ * Downloads the manifests of `head`'s history and the objects `head`'s tree names (those not stored yet) into
+ * the local stores. Older snapshots' objects stay on the remote until a restore or mount needs them
+ * (fetch.ts).
  */
 export async function fetchHistory(v: Versioning, remote: RemoteRepository, head: ObjectId, onProgress?: (done: number, total: number) => void): Promise<{ manifests: number; objects: number }> {
   let manifests = 0;
@@ -140,20 +141,6 @@ export async function fetchHistory(v: Versioning, remote: RemoteRepository, head
       for (const e of (await v.manifests.getTree(t)).entries) if (e.type === 'dir') trees.push(e.tree);
     }
   }
-  await mkdir(v.objects.tmpDir, { recursive: true, mode: 0o700 });
-  let done = 0;
-  for (const id of objects) {
-    const path = v.objects.path(id);
-    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-    const tmp = join(v.objects.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
-    try {
-      await pipeline(Readable.from(remote.read('object', id)), createWriteStream(tmp, { mode: 0o444 }));
-      await rename(tmp, path);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    onProgress?.(++done, objects.size);
-  }
+  await downloadObjects(v, remote, await missingLocally(v, objects), onProgress && ((p) => onProgress(p.objects, p.totalObjects)));
   return { manifests, objects: objects.size };
 }

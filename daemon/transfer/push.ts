@@ -3,12 +3,15 @@
  * as they are stored) and file objects (working-format ciphertext) — goes up packed and sealed
  * (daemon/remote), then the volume config (password-wrapped key, with a MAC) and the remote's HEAD ref.
  * The remote's index says what it has, so a second push of the same history uploads nothing, and a push
- * interrupted half-way sends only the rest next time (packs flushed before the interruption are indexed).
+ * interrupted half-way sends only the rest next time: every few seconds (and every four packs' worth of
+ * uploads) the index records of finished uploads are written as a checkpoint, so a resumed push skips them.
+ * Packs uploaded after the last checkpoint are sent again; the unindexed copies are garbage on the remote.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DvfsError } from '../errors.js';
 import { deriveRemoteKeys, wipeRemoteKeys } from '../remote/keys.js';
+import { pushKeyring } from '../keys/remote-epochs.js';
 import { openBackend } from '../remote/open-backend.js';
 import { RemoteRepository } from '../remote/repository.js';
 import { putVolumeConfig } from '../remote/volume.js';
@@ -16,6 +19,7 @@ import type { ObjectId } from '../store/object-id.js';
 import { reachableFrom } from '../store/gc.js';
 import { readHead } from '../store/refs.js';
 import type { Versioning } from '../versioning/context.js';
+import { failpoint } from '../versioning/failpoint.js';
 
 /** The volume's own config file at the root of the working tree (what a clone needs to unlock). */
 export const VOLUME_CONFIG_FILES = ['.encfs6.xml', '.dvfs-native.json'] as const;
@@ -29,36 +33,100 @@ export interface PushReport {
   skipped: number;
   packs: number;
   largeBlobs: number;
+  /** Bytes uploaded (packs, large blobs; not index files or config). */
   bytesSent: number;
+  /** Local bytes of the blobs sent. */
+  bytesRead: number;
+  /** Index checkpoints written during the push (an interrupted push resumes after the last one). */
+  checkpoints: number;
   seconds: number;
 }
 
-export async function push(v: Versioning, url: string, options: { connections?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<PushReport> {
+export interface PushProgress {
+  blobs: number;
+  totalBlobs: number;
+  bytes: number;
+  totalBytes: number;
+}
+
+export interface PushOptions {
+  connections?: number;
+  /** Pack size of a remote created by this push (an existing remote keeps its own). */
+  packSize?: number;
+  /** Index checkpoint interval (default 5 s, or every 4 packs' worth of uploads, whichever comes first). */
+  checkpointMs?: number;
+  onProgress?: (p: PushProgress) => void;
+}
+
+const CHECKPOINT_MS = 5000;
+const STAT_BATCH = 64;
+
+/** Sizes of local files, stat'ed STAT_BATCH at a time. */
+async function sizesOf(paths: readonly string[]): Promise<number[]> {
+  const out = new Array<number>(paths.length);
+  for (let i = 0; i < paths.length; i += STAT_BATCH) {
+    const batch = paths.slice(i, i + STAT_BATCH);
+    const sizes = await Promise.all(batch.map(async (p) => (await stat(p)).size));
+    for (let j = 0; j < sizes.length; j++) out[i + j] = sizes[j] as number;
+  }
+  return out;
+}
+
+export async function push(v: Versioning, url: string, options: PushOptions = {}): Promise<PushReport> {
   const started = performance.now();
   const head = await readHead(v.repo.root);
   if (head === null) throw new DvfsError('E_NOTFOUND', 'nothing to push: no snapshot yet', { path: v.repo.root, hint: 'dvfs commit REPO first' });
   const reach = await reachableFrom(v.manifests, [head]);
   const backend = await openBackend(url);
-  const remote = await RemoteRepository.openOrInit(backend, v.keys, {}, options.connections === undefined ? {} : { connections: options.connections });
+  await pushKeyring(backend, v.repo.root).catch(async (e: unknown) => {
+    await backend.close();
+    throw e;
+  });
+  const remote = await RemoteRepository.openOrInit(
+    backend,
+    v.keys,
+    options.packSize === undefined ? {} : { packSize: options.packSize },
+    options.connections === undefined ? {} : { connections: options.connections },
+  );
   const lock = await remote.lock({ purpose: 'push' });
   lock.keepFresh();
   const keys = deriveRemoteKeys(v.keys);
   try {
-    const manifests = [...reach.snapshots, ...reach.trees];
-    const total = manifests.length + reach.objects.size;
-    let done = 0;
-    let sent = 0;
+    // What the remote lacks, in upload order: manifests (small) first, then objects.
+    const wanted: Array<{ type: 'manifest' | 'object'; id: ObjectId; path: string }> = [];
     let skipped = 0;
-    for (const id of manifests) {
-      if (await remote.putFile('manifest', id, v.manifests.path(id))) sent++;
-      else skipped++;
-      options.onProgress?.(++done, total);
+    for (const id of [...reach.snapshots, ...reach.trees]) {
+      if (remote.has('manifest', id)) skipped++;
+      else wanted.push({ type: 'manifest', id, path: v.manifests.path(id) });
     }
-    const sentManifests = sent;
     for (const id of reach.objects) {
-      if (await remote.putFile('object', id, v.objects.path(id))) sent++;
-      else skipped++;
-      options.onProgress?.(++done, total);
+      if (remote.has('object', id)) skipped++;
+      else wanted.push({ type: 'object', id, path: v.objects.path(id) });
+    }
+    const sizes = await sizesOf(wanted.map((w) => w.path));
+    const progress: PushProgress = { blobs: 0, totalBlobs: wanted.length, bytes: 0, totalBytes: sizes.reduce((a, b) => a + b, 0) };
+    options.onProgress?.(progress);
+    const checkpointMs = options.checkpointMs ?? CHECKPOINT_MS;
+    const checkpointBytes = 4 * remote.config.packSize;
+    let lastCheckpoint = { at: performance.now(), bytes: 0 };
+    let checkpoints = 0;
+    let manifests = 0;
+    let objects = 0;
+    for (let i = 0; i < wanted.length; i++) {
+      const w = wanted[i] as (typeof wanted)[number];
+      if (await remote.putFile(w.type, w.id, w.path)) {
+        if (w.type === 'manifest') manifests++;
+        else objects++;
+      } else skipped++;
+      progress.blobs++;
+      progress.bytes += sizes[i] as number;
+      options.onProgress?.(progress);
+      const now = performance.now();
+      if (remote.unindexed > 0 && (now - lastCheckpoint.at >= checkpointMs || remote.bytesUploaded - lastCheckpoint.bytes >= checkpointBytes)) {
+        await remote.checkpoint();
+        lastCheckpoint = { at: now, bytes: remote.bytesUploaded };
+        failpoint(`push:checkpoint-${++checkpoints}`);
+      }
     }
     const flushed = await remote.flush();
     for (const fileName of VOLUME_CONFIG_FILES) {
@@ -70,12 +138,14 @@ export async function push(v: Versioning, url: string, options: { connections?: 
     return {
       remote: remote.location,
       snapshot: head,
-      manifests: sentManifests,
-      objects: sent - sentManifests,
+      manifests,
+      objects,
       skipped,
       packs: flushed.packs,
       largeBlobs: flushed.blobs,
       bytesSent: flushed.bytes,
+      bytesRead: progress.bytes,
+      checkpoints,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {

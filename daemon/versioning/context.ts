@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { DvfsError } from '../errors.js';
 import { META_DIR, type Repository } from '../repo/repository.js';
+import { epochKeysOf } from '../keys/epoch-keys.js';
 import { deriveRepoKeys, wipeRepoKeys, type RepoKeys } from '../store/keys.js';
 import { ManifestStore } from '../store/manifests.js';
 import { ObjectStore } from '../store/objects.js';
@@ -41,17 +42,24 @@ export function requireVersionedRepo(repo: Repository): void {
 
 export function openVersioning(repo: Repository, tree: CryptoTree, options: { fsync?: boolean } = {}): Versioning {
   requireVersionedRepo(repo);
-  const secret = tree.snapshotSecret();
+  // A tree opened through key slots (daemon/keys) carries the keys of its epochs; otherwise the volume's own.
+  const epochs = epochKeysOf(tree);
   let keys: RepoKeys;
-  try {
-    keys = deriveRepoKeys(secret);
-  } finally {
-    secret.fill(0);
+  const older: RepoKeys[] = epochs?.olderRepoKeys() ?? [];
+  if (epochs) keys = epochs.repoKeys();
+  else {
+    const secret = tree.snapshotSecret();
+    try {
+      keys = deriveRepoKeys(secret);
+    } finally {
+      secret.fill(0);
+    }
   }
   const paths = new PathCipher(keys.paths);
   // Commit makes the store durable with one syncfs before HEAD moves (commit.ts), not an fsync per object
   // and manifest: until HEAD names them, nothing depends on them.
-  const manifests = new ManifestStore(repo.root, keys.manifest, options.fsync ?? false);
+  const manifests = new ManifestStore(repo.root, keys.manifest, options.fsync ?? false, older.map((k) => k.manifest));
+  for (const k of older) wipeRepoKeys(k);
   const objects = new ObjectStore(repo.root, { fsync: options.fsync ?? false });
   const metaDir = join(repo.root, META_DIR);
   return {

@@ -54,6 +54,10 @@ export interface SwiftServer {
   client(overrides?: Partial<S3ClientConfig>): S3Client;
   /** Last lines of one daemon's log (`proxy`, `account`, `container`, `object`, `memcached`). */
   logTail(name: string, lines?: number): string;
+  /** Stops only the proxy (the endpoint then refuses connections, as in an outage). */
+  proxyDown(): Promise<void>;
+  /** Starts the proxy again on its port and waits until S3 answers. */
+  proxyUp(): Promise<void>;
   /** Stops every Swift process and deletes the state directory; idempotent. */
   stop(): Promise<void>;
   readonly stopped: boolean;
@@ -196,7 +200,7 @@ function ownerAlive(stateDir: string): boolean {
   return processStartTime(Number(pid)) === start;
 }
 
-function runScript(action: 'start' | 'stop', stateDir: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runScript(action: 'start' | 'stop' | 'proxy-down' | 'proxy-up', stateDir: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     // the daemons are started with setsid and their output goes to files, so the pipes close when the
     // script exits
@@ -340,6 +344,14 @@ async function launch(): Promise<SwiftServer> {
       } catch (err) {
         return `(no log: ${String(err)})`;
       }
+    },
+    async proxyDown() {
+      const r = await runScript('proxy-down', stateDir, STOP_TIMEOUT_MS);
+      if (r.code !== 0) throw new Error(`swift.sh proxy-down failed (exit ${r.code}):\n${r.stderr}`);
+    },
+    async proxyUp() {
+      const r = await runScript('proxy-up', stateDir, START_TIMEOUT_MS);
+      if (r.code !== 0) throw new Error(`swift.sh proxy-up failed (exit ${r.code}):\n${r.stderr}`);
     },
     stop() {
       stopping ??= (async () => {
