@@ -150,6 +150,20 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.same(mountsUnder(repo.dir), [], 'the mount is gone');
   });
 
+  t.test('a job killed hard (its dvfs process SIGKILLed): finish unmounts the mount it left and commits what it wrote', async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    // the stage command kills the `dvfs slurm stage` process that runs it; the mount daemon outlives it
+    const s = repo.submit(['--stage', 'crash'], ['sh', '-c', 'echo before-crash > crash.txt; kill -9 $PPID; sleep 1']);
+    const row = await repo.until(s.entry, final);
+    t.not(row.state, 'completed', `not completed (${row.state})`);
+    t.match(row.slurm, { state: 'FAILED' }, 'SLURM saw the job fail');
+    t.ok(row.snapshot, 'a snapshot was made');
+    t.equal(cat(repo, 'crash.txt'), 'before-crash\n', 'with what the stage wrote before the crash');
+    t.same(mountsUnder(repo.dir), [], 'the leftover mount was unmounted');
+    const snap = repo.log()[0];
+    t.equal(snap?.provenance.jobId, s.jobId, 'the snapshot names the job');
+  });
+
   t.test('an array job: one session per task, each committed with its array index', async (t) => {
     const repo = makeJobRepo(t, cluster);
     const s = repo.submit(['--stage', 'sweep', '--array', '0-3'], ['sh', '-c', 'echo "task $SLURM_ARRAY_TASK_ID" > "t$SLURM_ARRAY_TASK_ID.txt"']);
