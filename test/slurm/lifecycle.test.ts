@@ -150,6 +150,19 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.same(mountsUnder(repo.dir), [], 'the mount is gone');
   });
 
+  t.test('cancel while pending: the stage never runs, its finalize job records it as cancelled', async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    const first = repo.submit(['--stage', 'first'], ['sleep', '4']);
+    const waiting = repo.submit(['--stage', 'waiting', '--after', 'first'], ['sh', '-c', 'echo ran > waiting.txt']);
+    t.match(repo.status().find((r) => r.stage === 'waiting'), { state: 'pending' }, 'the follower is pending');
+    const c = repo.run(['slurm', 'cancel', repo.root, 'waiting', '--json']);
+    t.match(JSON.parse(c.out), { cancelled: [{ jobId: waiting.jobId }] }, 'dvfs slurm cancel STAGE');
+    const row = await repo.until(waiting.entry, final);
+    t.match(row, { state: 'cancelled', exitCode: null, snapshot: null }, 'recorded as cancelled, nothing committed');
+    t.equal((await repo.until(first.entry, final)).state, 'completed', 'the first stage is unaffected');
+    t.equal(repo.run(['cat', repo.root, 'waiting.txt']).status, 1, 'the cancelled stage never ran');
+  });
+
   t.test('a job killed hard (its dvfs process SIGKILLed): finish unmounts the mount it left and commits what it wrote', async (t) => {
     const repo = makeJobRepo(t, cluster);
     // the stage command kills the `dvfs slurm stage` process that runs it; the mount daemon outlives it
