@@ -18,7 +18,8 @@ SYSTEM_PACKAGES+=" slurm-wlm munge"
 
 # Container stages (test/stage, test/fixtures/containers; see ../shared/docs/CONTAINERS.md): podman with
 # runc (crun cannot start on cgroup v1 hybrid hosts), docker.io (dockerd is started by the tests),
-# bubblewrap, and busybox-static for the locally built images (no registry).
+# bubblewrap, and busybox-static for the locally built images (no registry; the SLURM container-stage
+# test uses them too).
 SYSTEM_PACKAGES+=" podman runc docker.io bubblewrap busybox-static"
 
 # Optional command each package must provide; a package counts as present

@@ -14,7 +14,6 @@ import type { Command, CommandContext } from '../command.js';
 import { printJson } from '../format.js';
 import { CODEC_OPTION, positional } from '../open.js';
 import { PASSWORD_OPTION, readPasswordFile } from '../password.js';
-import { openStore, versionedRepo } from '../versioning.js';
 import { RUN_OPTIONS } from './run.js';
 
 const usage = [
@@ -46,6 +45,7 @@ const OPTIONS: OptionSpec[] = [
 /** The store opened with the password in `passwordFile` (the one the entry names, unless given). */
 async function openStoreWith(ctx: CommandContext, passwordFile: string, repoRoot: string): Promise<Versioning> {
   const args = { ...ctx.args, strings: new Map(ctx.args.strings).set(PASSWORD_OPTION.name, [passwordFile]) };
+  const { openStore, versionedRepo } = await import('../versioning.js');
   return openStore({ ...ctx, args }, await versionedRepo(repoRoot));
 }
 
@@ -180,6 +180,7 @@ function describeOutcome(o: FinishOutcome): string {
 async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
   const only = optionString(ctx.args, 'entry');
   const given = optionString(ctx.args, 'password-file');
+  const started = performance.now();
   const { finishJobs } = await import('../../daemon/slurm/finish.js');
   const { readEntry, listEntries } = await import('../../daemon/slurm/registry.js');
   const outcomes = await finishJobs(repoRoot, {
@@ -192,9 +193,10 @@ async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
       return openStoreWith(ctx, file, repoRoot);
     },
   });
-  if (ctx.json) printJson(ctx.out, { jobs: outcomes.map((o) => ({ entry: o.entry.entry, stage: o.entry.stage, jobId: o.entry.jobId, status: o.status, ...(o.status === 'pending' ? { why: o.why } : { result: o.result }) })) });
+  const seconds = (performance.now() - started) / 1000;
+  if (ctx.json) printJson(ctx.out, { seconds, jobs: outcomes.map((o) => ({ entry: o.entry.entry, stage: o.entry.stage, jobId: o.entry.jobId, status: o.status, ...(o.status === 'pending' ? { why: o.why } : { result: o.result }) })) });
   else if (outcomes.length === 0) ctx.out.write('nothing to finish: every recorded job is finished\n');
-  else for (const o of outcomes) ctx.out.write(describeOutcome(o) + '\n');
+  else for (const o of outcomes) ctx.out.write(`${describeOutcome(o)} (${seconds.toFixed(2)} s)\n`);
   // The finalize job's exit status drives its followers' afterok: success only for a completed stage.
   if (only !== undefined) return outcomes.every((o) => o.status !== 'pending' && o.result.state === 'completed') ? 0 : 1;
   return 0;
@@ -267,7 +269,11 @@ export const slurmCommand: Command = {
     const actions: Record<string, (ctx: CommandContext, repoRoot: string) => Promise<number>> = { submit, status, finish, cancel, stage };
     const action = Object.hasOwn(actions, sub) ? actions[sub] : undefined;
     if (action === undefined) throw new DvfsError('E_USAGE', `unknown subcommand '${sub}'`, { hint: `usage: ${usage}` });
-    const repo = await versionedRepo(positional(ctx, 1, 'REPO', usage));
+    // .dvfs/repo.json read directly (no session machinery loaded: submit and status stay quick); anything
+    // else goes through versionedRepo, which says what the path is instead
+    const path = positional(ctx, 1, 'REPO', usage);
+    const { readDvfsRepository } = await import('../../daemon/repo/layout.js');
+    const repo = (await readDvfsRepository(path)) ?? (await (await import('../versioning.js')).versionedRepo(path));
     return action(ctx, repo.root);
   },
 };

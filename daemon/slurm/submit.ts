@@ -5,9 +5,9 @@
  * submitted cancels the stage job again, so no stage ever runs without something to commit it.
  */
 import { hostname } from 'node:os';
-import { basename } from 'node:path';
-import { loadProfile } from '../profile/load.js';
-import type { SlurmOptions } from '../profile/schema.js';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Profile, SlurmOptions } from '../profile/schema.js';
 import { DvfsError } from '../errors.js';
 import { cancelJobs, parseSbatchId, queuedJobs, slurmChecked } from './client.js';
 import { findConflicts, normaliseOutput } from './conflicts.js';
@@ -26,6 +26,18 @@ export type SubmitRequest = Pick<JobEntry, 'repo' | 'command' | 'profile' | 'eng
   /** Submit even when the outputs overlap an active job's. */
   force: boolean;
 };
+
+/**
+ * The profile the stage will run with, when it can say anything about the job: a named one, or the
+ * repository's profile defaults. Without either, the shipped `local` profile applies on the node, which has
+ * no slurm section and owns nothing, so it is not loaded here (that keeps submit fast).
+ */
+async function profileOf(req: SubmitRequest): Promise<Profile | null> {
+  // REPO_PROFILES_DIR/DEFAULTS_FILE of daemon/profile/load.ts, named here so that yaml is not loaded for nothing
+  if (req.profile === null && !existsSync(join(req.repo, '.dvfs', 'profiles', 'defaults.yaml'))) return null;
+  const { loadProfile } = await import('../profile/load.js');
+  return (await loadProfile(req.profile ?? undefined, { repoRoot: req.repo })).profile;
+}
 
 /** The profile's `slurm:` section, each field replaced by the command line's when given. */
 export function profileResources(fromProfile: SlurmOptions, given: SlurmResources): SlurmResources {
@@ -67,13 +79,13 @@ function resolveAfter(refs: readonly string[], entries: readonly JobEntry[]): st
 
 export async function submitStage(req: SubmitRequest): Promise<Submitted> {
   if (req.command.length === 0) throw new DvfsError('E_USAGE', 'no stage command given', { hint: 'usage: dvfs slurm submit REPO [options] -- CMD [ARGS...]' });
-  const { profile } = await loadProfile(req.profile ?? undefined, { repoRoot: req.repo });
-  const outputs = [...new Set((req.outputs.length > 0 ? req.outputs : profile.layout.writes).map(normaliseOutput))];
-  const resources = profileResources(profile.slurm, req.resources);
+  const profile = await profileOf(req);
+  const outputs = [...new Set((req.outputs.length > 0 ? req.outputs : (profile?.layout.writes ?? [])).map(normaliseOutput))];
+  const resources = profile === null ? req.resources : profileResources(profile.slurm, req.resources);
   const entry: JobEntry = {
     entry: newEntryName(),
     repo: req.repo,
-    stage: req.stage ?? (req.profile !== null ? profile.name : basename(req.command[0] as string)),
+    stage: req.stage ?? profile?.name ?? basename(req.command[0] as string),
     command: req.command,
     outputs,
     profile: req.profile,

@@ -3,7 +3,7 @@
  * the stage inside a mount on the node and its finalize job commits; failures, chains, conflicts, scancel,
  * arrays and 20 concurrent jobs end in a complete, linear history.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mountsUnder } from '../../daemon/mount/mountinfo.js';
 import { join } from 'node:path';
 import t from 'tap';
@@ -14,6 +14,9 @@ import { FINAL_STATES, makeJobRepo, type JobRepo } from './repo.js';
 const unavailable = slurmAvailable() ?? fuseAvailable();
 if (unavailable !== null) console.error(`\n!!! SKIPPING SLURM lifecycle tests: ${unavailable}\n`);
 const skip = unavailable === null ? false : `SLURM job tests cannot run: ${unavailable}`;
+
+const bwrapMissing = ['/usr/bin/bwrap', '/usr/bin/busybox'].every(existsSync) ? false : 'bubblewrap container test needs /usr/bin/bwrap and a static /usr/bin/busybox (Debian packages bubblewrap busybox-static)';
+if (bwrapMissing !== false) console.error(`\n!!! SKIPPING ${bwrapMissing}\n`);
 
 const final = (row: { state: string }): boolean => FINAL_STATES.includes(row.state);
 
@@ -46,6 +49,34 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.equal(again.status, 0, 'finish again succeeds');
     t.match(again.out, /nothing to finish/, 'and has nothing to do (idempotent)');
     t.equal(repo.log().length, 1, 'no second snapshot');
+  });
+
+  t.test('a stage in a container (bubblewrap): the snapshot records the image digest; the profile\'s slurm section reaches sbatch', { skip: bwrapMissing }, async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    const rootfs = join(repo.dir, 'rootfs');
+    // a minimal root filesystem: static busybox, and the mountpoints bubblewrap binds over
+    for (const d of ['bin', 'proc', 'dev', 'tmp', 'work']) mkdirSync(join(rootfs, d), { recursive: true });
+    copyFileSync('/usr/bin/busybox', join(rootfs, 'bin', 'busybox'));
+    chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+    for (const tool of ['sh', 'echo', 'cat', 'test', 'mkdir']) symlinkSync('busybox', join(rootfs, 'bin', tool));
+    const profile = join(repo.dir, 'boxed.yaml');
+    writeFileSync(
+      profile,
+      ['description: busybox in bubblewrap', 'layout:', '  writes: [boxed]', 'container:', '  engine: bubblewrap', `  image: ${rootfs}`, '  target: /work', 'slurm:', '  time: "00:10:00"', '  ntasks: 1', 'commit: on-success', 'push: none', ''].join('\n'),
+    );
+    const s = repo.submit(['--profile', profile], ['sh', '-c', 'mkdir -p boxed && echo "in $DVFS_MOUNT" > boxed/c.txt && test -x /bin/busybox && test ! -e /usr/bin/node']);
+    t.equal(s.stage, 'boxed', 'the stage is named after the profile');
+    const line = await cluster.client('scontrol', ['show', 'job', '-o', s.jobId]);
+    t.match(line, /TimeLimit=00:10:00/, 'the profile\'s slurm.time is the job\'s time limit');
+    const refused = repo.run(['slurm', 'submit', repo.root, '--output', 'boxed/x', '--', 'true']);
+    t.match(refused.stderr, new RegExp(`job ${s.jobId} \\(stage boxed\\) owns boxed`), 'the profile\'s layout.writes are the owned outputs');
+    const row = await repo.until(s.entry, final);
+    t.equal(row.state, 'completed', 'completed');
+    t.equal(cat(repo, 'boxed/c.txt'), 'in /work\n', 'the container saw the mount at the profile\'s target');
+    const snap = repo.log()[0];
+    t.equal(snap?.provenance.image, rootfs, 'the snapshot records the image');
+    t.match(snap?.provenance.imageDigest, /^sha256:[0-9a-f]{64}$/, 'and its digest');
+    t.equal(snap?.provenance.jobId, s.jobId, 'and the job id');
   });
 
   t.test('a failing stage is recorded as failed and its follower is cancelled, not left pending', async (t) => {
@@ -100,6 +131,7 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     await repo.settle([first.finalizeJobId, elsewhere.finalizeJobId, (JSON.parse(forced.out) as { finalizeJobId: string }).finalizeJobId]);
     const after = repo.run(['slurm', 'submit', repo.root, '--output', 'model', '--json', '--', 'true']);
     t.equal(after.status, 0, 'once the job is finished the outputs are free again');
+    if (after.status === 0) await repo.settle([(JSON.parse(after.out) as { finalizeJobId: string }).finalizeJobId]);
   });
 
   t.test('scancel mid-run: the job records the signal, finish commits what it wrote, state cancelled', async (t) => {
@@ -116,6 +148,33 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.equal(row.exitCode, 143, 'the stage command got SIGTERM (128+15)');
     t.equal(cat(repo, 'progress.txt'), 'started\n', 'what it wrote before the cancel is committed (commit: always)');
     t.same(mountsUnder(repo.dir), [], 'the mount is gone');
+  });
+
+  t.test('cancel while pending: the stage never runs, its finalize job records it as cancelled', async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    const first = repo.submit(['--stage', 'first'], ['sleep', '4']);
+    const waiting = repo.submit(['--stage', 'waiting', '--after', 'first'], ['sh', '-c', 'echo ran > waiting.txt']);
+    t.match(repo.status().find((r) => r.stage === 'waiting'), { state: 'pending' }, 'the follower is pending');
+    const c = repo.run(['slurm', 'cancel', repo.root, 'waiting', '--json']);
+    t.match(JSON.parse(c.out), { cancelled: [{ jobId: waiting.jobId }] }, 'dvfs slurm cancel STAGE');
+    const row = await repo.until(waiting.entry, final);
+    t.match(row, { state: 'cancelled', exitCode: null, snapshot: null }, 'recorded as cancelled, nothing committed');
+    t.equal((await repo.until(first.entry, final)).state, 'completed', 'the first stage is unaffected');
+    t.equal(repo.run(['cat', repo.root, 'waiting.txt']).status, 1, 'the cancelled stage never ran');
+  });
+
+  t.test('a job killed hard (its dvfs process SIGKILLed): finish unmounts the mount it left and commits what it wrote', async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    // the stage command kills the `dvfs slurm stage` process that runs it; the mount daemon outlives it
+    const s = repo.submit(['--stage', 'crash'], ['sh', '-c', 'echo before-crash > crash.txt; kill -9 $PPID; sleep 1']);
+    const row = await repo.until(s.entry, final);
+    t.not(row.state, 'completed', `not completed (${row.state})`);
+    t.match(row.slurm, { state: 'FAILED' }, 'SLURM saw the job fail');
+    t.ok(row.snapshot, 'a snapshot was made');
+    t.equal(cat(repo, 'crash.txt'), 'before-crash\n', 'with what the stage wrote before the crash');
+    t.same(mountsUnder(repo.dir), [], 'the leftover mount was unmounted');
+    const snap = repo.log()[0];
+    t.equal(snap?.provenance.jobId, s.jobId, 'the snapshot names the job');
   });
 
   t.test('an array job: one session per task, each committed with its array index', async (t) => {

@@ -56,7 +56,12 @@ export const FINAL_STATES = ['completed', 'failed', 'cancelled', 'timeout', 'nod
 
 export function makeJobRepo(t: TeardownHost, cluster: SlurmCluster): JobRepo {
   const dir = mkdtempSync(join(tmpdir(), 'dvfs-slurm-repo-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const submitted: string[] = [];
+  // jobs still queued would write into the directory while it is removed
+  t.teardown(async () => {
+    await cluster.drain(submitted, 60_000).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const passwordFile = join(dir, 'password');
   writeFileSync(passwordFile, 'slurm test password\n');
   chmodSync(passwordFile, 0o600);
@@ -79,7 +84,11 @@ export function makeJobRepo(t: TeardownHost, cluster: SlurmCluster): JobRepo {
     alwaysProfile,
     env,
     run,
-    submit: (options, command) => json<Submitted>(['slurm', 'submit', root, ...options, '--', ...command]),
+    submit: (options, command) => {
+      const s = json<Submitted>(['slurm', 'submit', root, ...options, '--', ...command]);
+      submitted.push(s.jobId, s.finalizeJobId);
+      return s;
+    },
     status: () => json<{ jobs: StatusRow[] }>(['slurm', 'status', root]).jobs,
     log: () => {
       const r = run(['log', root, '--json']);
