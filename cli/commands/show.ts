@@ -33,6 +33,7 @@ export const showCommand: Command = {
         ...(p.command ? [`  command:    ${p.command.join(' ')}`] : []),
         ...(p.exitStatus !== undefined ? [`  exit:       ${p.exitStatus}`] : []),
         ...(p.jobId ? [`  slurm job:  ${p.jobId}${p.arrayIndex !== undefined ? ` (array index ${p.arrayIndex})` : ''}`] : []),
+        ...(p.tasks ?? []).map((k) => `  task:       ${k.arrayIndex}${k.status ? ` ${k.status}` : ''}${k.exitStatus !== undefined ? ` (exit ${k.exitStatus})` : ''}`),
         ...(p.image ? [`  image:      ${p.image}${p.imageDigest ? ` @ ${p.imageDigest}` : ''}`] : []),
         ...(p.profile ? [`  profile:    ${p.profile}`] : []),
         ...(p.host ? [`  host:       ${p.host}`] : []),

@@ -219,7 +219,7 @@ async function commitSessions(repoRoot: string, entry: JobEntry, runs: RunRecord
     }
     const staged = listings.filter((l) => hasStageRecord(l.dir));
     const note = options.note ?? (() => undefined);
-    for (const o of staged.length > 0 ? await commitStageSessions(v, staged, { note }) : []) {
+    for (const o of staged.length > 0 ? await commitStageSessions(v, staged, { note, together: entry.array !== null }) : []) {
       if (o.decision === 'committed') done.snapshot = o.snapshot;
       else if (o.decision === 'kept') done.keptSessions.push(o.sessionId);
       else done.discardedSessions.push(o.sessionId);

@@ -30,7 +30,7 @@ import { silentLogger } from '../log.js';
 import { openTree } from '../repo/open-tree.js';
 import { locateRepository } from '../repo/repository.js';
 import { readHead } from '../store/refs.js';
-import type { StageStatus } from '../store/manifest-schema.js';
+import type { Provenance, StageStatus, TaskProvenance } from '../store/manifest-schema.js';
 import { openVersioning, requireVersionedRepo, type Versioning } from '../versioning/context.js';
 import { restoreToTree } from '../versioning/restore.js';
 import type { CommitReport } from '../versioning/commit.js';
@@ -63,6 +63,11 @@ export interface StageCommitOutcome {
 }
 
 export interface StageCommitOptions {
+  /**
+   * Commit every session whose policy says so in one snapshot (the tasks of an array job): the first record's
+   * message and provenance, with `tasks` listing each task's index, status and exit status.
+   */
+  together?: boolean;
   author?: string;
   force?: boolean;
   note?: (message: string) => void;
@@ -86,8 +91,13 @@ async function pushAfterCommit(v: Versioning, remote: string): Promise<{ remote:
 /** Applies each session's stage record (see the module header); `listings` are ended sessions, oldest first. */
 export async function commitStageSessions(v: Versioning, listings: readonly SessionListing[], options: StageCommitOptions = {}): Promise<StageCommitOutcome[]> {
   const outcomes: StageCommitOutcome[] = [];
+  const records = new Map<string, StageRecord>();
+  for (const listing of listings) records.set(listing.id, await loadStageRecord(v, listing.dir, listing.id));
+  const joint = options.together === true ? listings.filter((l) => shouldCommit(records.get(l.id) as StageRecord)) : [];
+  if (joint.length > 0) outcomes.push(...(await commitJointly(v, joint, records, options)));
   for (const listing of listings) {
-    const record = await loadStageRecord(v, listing.dir, listing.id);
+    if (joint.includes(listing)) continue;
+    const record = records.get(listing.id) as StageRecord;
     const stage = record.provenance.stage;
     const base = { sessionId: listing.id, status: stage?.status ?? null, exitCode: record.provenance.exitStatus ?? null, identity: stage?.identity ?? null };
     if (shouldCommit(record)) {
@@ -123,6 +133,46 @@ export async function commitStageSessions(v: Versioning, listings: readonly Sess
     outcomes.push({ ...base, decision: 'kept', snapshot: null });
   }
   return outcomes;
+}
+
+/** One snapshot for the sessions of several tasks (StageCommitOptions.together). */
+async function commitJointly(v: Versioning, listings: readonly SessionListing[], records: ReadonlyMap<string, StageRecord>, options: StageCommitOptions): Promise<StageCommitOutcome[]> {
+  const first = records.get((listings[0] as SessionListing).id) as StageRecord;
+  const tasks: TaskProvenance[] = listings.map((l, i) => {
+    const p = (records.get(l.id) as StageRecord).provenance;
+    const task: TaskProvenance = { arrayIndex: p.arrayIndex ?? i, session: l.id };
+    if (p.stage?.status !== undefined) task.status = p.stage.status;
+    if (p.exitStatus !== undefined) task.exitStatus = p.exitStatus;
+    return task;
+  });
+  const provenance: Provenance = { ...first.provenance, tasks };
+  delete provenance.arrayIndex;
+  const report = await commitEndedSessions(v, listings, {
+    message: listings.length > 1 ? `${first.message} (${listings.length} tasks)` : first.message,
+    provenance,
+    allowEmpty: true,
+    ...(options.author === undefined ? {} : { author: options.author }),
+    ...(options.force === undefined ? {} : { force: options.force }),
+  });
+  let push: StageCommitOutcome['push'];
+  if (first.push !== null) {
+    push = await pushAfterCommit(v, first.push);
+    if (!push.ok) options.note?.(`dvfs: stage committed, but the push to '${first.push}' failed: ${push.error ?? ''}`);
+  }
+  return listings.map((l) => {
+    const r = records.get(l.id) as StageRecord;
+    const outcome: StageCommitOutcome = {
+      sessionId: l.id,
+      decision: 'committed',
+      snapshot: report.snapshot,
+      status: r.provenance.stage?.status ?? null,
+      exitCode: r.provenance.exitStatus ?? null,
+      identity: r.provenance.stage?.identity ?? null,
+      report,
+    };
+    if (push !== undefined) outcome.push = push;
+    return outcome;
+  });
 }
 
 /** Ended sessions of the repository that carry a stage record, oldest first. */

@@ -74,6 +74,15 @@ export interface StageProvenance {
   error?: string;
 }
 
+/** One task of an array job committed together with its siblings (`tasks` of a Provenance). */
+export interface TaskProvenance {
+  arrayIndex: number;
+  status?: StageStatus;
+  exitStatus?: number;
+  /** The session the task's writes were recorded in. */
+  session?: string;
+}
+
 /** How a snapshot came about (a workflow stage run, a container image...). All optional. */
 export interface Provenance {
   command?: string[];
@@ -89,6 +98,8 @@ export interface Provenance {
   finishedAt?: string;
   reusedFrom?: ObjectId;
   stage?: StageProvenance;
+  /** Array jobs: every task committed in this snapshot, with how it ended. */
+  tasks?: TaskProvenance[];
 }
 
 export interface SessionMark {
@@ -291,6 +302,21 @@ function checkInput(v: unknown, where: string): ProvenanceInput {
   return input;
 }
 
+function checkTask(v: unknown, where: string): TaskProvenance {
+  const o = record(v, where, ['arrayIndex', 'status', 'exitStatus', 'session']);
+  const task: TaskProvenance = { arrayIndex: int(o['arrayIndex'], `${where}.arrayIndex`, 0, 2 ** 31 - 1) };
+  const status = o['status'];
+  if (status !== undefined) {
+    if (typeof status !== 'string' || !(STAGE_STATUSES as readonly string[]).includes(status)) fail(`${where}.status: not one of ${STAGE_STATUSES.join(', ')}`);
+    task.status = status as StageStatus;
+  }
+  const exitStatus = opt(o, 'exitStatus', (x, w) => int(x, w, -(2 ** 31), 2 ** 31 - 1), where);
+  const session = opt(o, 'session', short, where);
+  if (exitStatus !== undefined) task.exitStatus = exitStatus;
+  if (session !== undefined) task.session = session;
+  return task;
+}
+
 function checkStage(v: unknown, where: string): StageProvenance {
   const o = record(v, where, ['identity', 'status', 'engine', 'attempts', 'outputs', 'profileDigest', 'glob', 'error']);
   const status = o['status'];
@@ -311,7 +337,7 @@ function checkStage(v: unknown, where: string): StageProvenance {
 }
 
 export function checkProvenance(v: unknown, where = 'provenance'): Provenance {
-  const o = record(v, where, ['command', 'exitStatus', 'jobId', 'arrayIndex', 'image', 'imageDigest', 'profile', 'inputs', 'host', 'startedAt', 'finishedAt', 'reusedFrom', 'stage']);
+  const o = record(v, where, ['command', 'exitStatus', 'jobId', 'arrayIndex', 'image', 'imageDigest', 'profile', 'inputs', 'host', 'startedAt', 'finishedAt', 'reusedFrom', 'stage', 'tasks']);
   const p: Provenance = {};
   const command = opt(o, 'command', (x, w) => list(x, w, LIMITS.listItems).map((a, i) => str(a, `${w}[${i}]`, LIMITS.longString)), where);
   const exitStatus = opt(o, 'exitStatus', (x, w) => int(x, w, -(2 ** 31), 2 ** 31 - 1), where);
@@ -339,6 +365,8 @@ export function checkProvenance(v: unknown, where = 'provenance'): Provenance {
   if (reusedFrom !== undefined) p.reusedFrom = reusedFrom;
   const stage = opt(o, 'stage', checkStage, where);
   if (stage !== undefined) p.stage = stage;
+  const tasks = opt(o, 'tasks', (x, w) => list(x, w, LIMITS.listItems).map((a, i) => checkTask(a, `${w}[${i}]`)), where);
+  if (tasks !== undefined) p.tasks = tasks;
   return p;
 }
 
@@ -402,6 +430,7 @@ function provenanceJson(p: Provenance): JsonObject {
       glob: p.stage.glob,
       error: p.stage.error,
     },
+    tasks: p.tasks?.map((t): JsonObject => ({ arrayIndex: t.arrayIndex, status: t.status, exitStatus: t.exitStatus, session: t.session })),
   };
 }
 

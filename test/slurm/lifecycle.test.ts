@@ -177,15 +177,17 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.equal(snap?.provenance.jobId, s.jobId, 'the snapshot names the job');
   });
 
-  t.test('an array job: one session per task, each committed with its array index', async (t) => {
+  t.test('an array job: one session per task, committed together with every task index', async (t) => {
     const repo = makeJobRepo(t, cluster);
     const s = repo.submit(['--stage', 'sweep', '--array', '0-3'], ['sh', '-c', 'echo "task $SLURM_ARRAY_TASK_ID" > "t$SLURM_ARRAY_TASK_ID.txt"']);
     const row = await repo.until(s.entry, final);
     t.equal(row.state, 'completed', 'all tasks completed');
     const log = repo.log();
-    t.equal(log.length, 4, 'one snapshot per task (each with its own stage record)');
-    t.same(log.map((l) => l.provenance.jobId), [s.jobId, s.jobId, s.jobId, s.jobId], 'all under the array job id');
-    t.same(log.map((l) => l.provenance.arrayIndex).sort(), [0, 1, 2, 3], 'with each task index');
+    t.equal(log.length, 1, 'one snapshot for the four tasks');
+    t.equal(log[0]?.provenance.jobId, s.jobId, 'under the array job id');
+    const tasks = log[0]?.provenance.tasks ?? [];
+    t.same(tasks.map((x) => x.arrayIndex).sort(), [0, 1, 2, 3], 'with each task index');
+    t.ok(tasks.every((x) => x.status === 'ran' && x.exitStatus === 0 && typeof x.session === 'string'), 'each task ran, exit 0, with its session');
     for (const i of [0, 1, 2, 3]) t.equal(cat(repo, `t${i}.txt`), `task ${i}\n`, `task ${i}'s output is in it`);
     const runs = readdirSync(join(repo.root, '.dvfs', 'slurm', 'runs', s.entry)).sort();
     t.same(runs, ['0.json', '1.json', '2.json', '3.json'], 'each task recorded its own run');

@@ -32,7 +32,7 @@ export interface LogEntry {
   id: string;
   parents: string[];
   message: string;
-  provenance: { jobId?: string; arrayIndex?: number; exitStatus?: number; command?: string[]; profile?: string; image?: string; imageDigest?: string };
+  provenance: { jobId?: string; arrayIndex?: number; exitStatus?: number; command?: string[]; profile?: string; image?: string; imageDigest?: string; tasks?: Array<{ arrayIndex: number; status?: string; exitStatus?: number; session?: string }> };
 }
 
 export interface JobRepo {
