@@ -13,7 +13,8 @@ import { optionString, type OptionSpec } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
 import { printJson } from '../format.js';
 import { CODEC_OPTION, positional } from '../open.js';
-import { PASSWORD_OPTION, readPasswordFile } from '../password.js';
+import { PASSWORD_OPTION } from '../password.js';
+import { IDENTITY_OPTION, identityPath, requireCredential, wipeCredential } from '../unlock.js';
 import { RUN_OPTIONS } from './run.js';
 
 const usage = [
@@ -42,18 +43,36 @@ const OPTIONS: OptionSpec[] = [
   { name: 'entry', type: 'string', value: 'E', description: 'the registry entry (what the batch scripts pass)' },
 ];
 
-/** The store opened with the password in `passwordFile` (the one the entry names, unless given). */
-async function openStoreWith(ctx: CommandContext, passwordFile: string, repoRoot: string): Promise<Versioning> {
-  const args = { ...ctx.args, strings: new Map(ctx.args.strings).set(PASSWORD_OPTION.name, [passwordFile]) };
-  const { openStore, versionedRepo } = await import('../versioning.js');
-  return openStore({ ...ctx, args }, await versionedRepo(repoRoot));
+type UnlockFiles = Pick<JobEntry, 'passwordFile' | 'identityFile'>;
+
+/**
+ * The file the jobs unlock with, as the command line gives it: --password-file (DVFS_PASSWORD_FILE) wins, else
+ * --identity (DVFS_IDENTITY, default ~/.config/dvfs/identity when it exists); null when neither is given.
+ */
+async function unlockFilesOf(ctx: CommandContext): Promise<UnlockFiles | null> {
+  const password = optionString(ctx.args, PASSWORD_OPTION.name);
+  if (password !== undefined) return { passwordFile: resolve(password), identityFile: null };
+  const identity = await identityPath(ctx.args);
+  return identity === null ? null : { passwordFile: null, identityFile: resolve(identity) };
 }
 
-function requirePasswordFile(ctx: CommandContext): string {
-  const file = optionString(ctx.args, 'password-file');
-  if (file === undefined) throw new DvfsError('E_USAGE', 'no password given', { hint: 'use --password-file FILE or set DVFS_PASSWORD_FILE (the jobs read the same file on the node)' });
-  return resolve(file);
+/** ctx's arguments with the unlock options replaced by `files` (what a job's entry names). */
+function argsWith(ctx: CommandContext, files: UnlockFiles): CommandContext['args'] {
+  const strings = new Map(ctx.args.strings);
+  strings.delete(PASSWORD_OPTION.name);
+  strings.delete(IDENTITY_OPTION.name);
+  if (files.passwordFile !== null) strings.set(PASSWORD_OPTION.name, [files.passwordFile]);
+  if (files.identityFile !== null) strings.set(IDENTITY_OPTION.name, [files.identityFile]);
+  return { ...ctx.args, strings };
 }
+
+/** The store opened with the password or identity the command line gives, else the one `files` names. */
+async function openStoreWith(ctx: CommandContext, files: UnlockFiles, repoRoot: string): Promise<Versioning> {
+  const { openStore, versionedRepo } = await import('../versioning.js');
+  return openStore({ ...ctx, args: argsWith(ctx, (await unlockFilesOf(ctx)) ?? files) }, await versionedRepo(repoRoot));
+}
+
+const NO_UNLOCK_HINT = 'use --password-file FILE (DVFS_PASSWORD_FILE) or --identity FILE (DVFS_IDENTITY); the jobs read the same file on the node';
 
 function resourcesOf(ctx: CommandContext): import('../../daemon/slurm/sbatch.js').SlurmResources {
   const r: import('../../daemon/slurm/sbatch.js').SlurmResources = { extra: ctx.args.strings.get('sbatch-arg') ?? [] };
@@ -67,8 +86,9 @@ function resourcesOf(ctx: CommandContext): import('../../daemon/slurm/sbatch.js'
 async function submit(ctx: CommandContext, repoRoot: string): Promise<number> {
   const command = ctx.args.rest.length > 0 ? ctx.args.rest : ctx.args.positionals.slice(2);
   if (command.length === 0) throw new DvfsError('E_USAGE', 'no stage command given', { hint: 'put it after --: dvfs slurm submit REPO -- CMD [ARGS...]' });
-  const passwordFile = requirePasswordFile(ctx);
-  await readPasswordFile(passwordFile, (m) => ctx.note(m)); // fail now, not on the node
+  const files = await unlockFilesOf(ctx);
+  if (files === null) throw new DvfsError('E_USAGE', 'no password given, and no identity', { hint: NO_UNLOCK_HINT });
+  wipeCredential(await requireCredential(argsWith(ctx, files), (m) => ctx.note(m))); // fail now, not on the node
   const { submitStage } = await import('../../daemon/slurm/submit.js');
   const s = await submitStage({
     repo: repoRoot,
@@ -81,7 +101,7 @@ async function submit(ctx: CommandContext, repoRoot: string): Promise<number> {
     image: optionString(ctx.args, 'image') ?? null,
     glob: optionString(ctx.args, 'glob') ?? null,
     message: optionString(ctx.args, 'message') ?? null,
-    passwordFile,
+    ...files,
     array: optionString(ctx.args, 'array') ?? null,
     after: ctx.args.strings.get('after') ?? [],
     resources: resourcesOf(ctx),
@@ -179,7 +199,6 @@ function describeOutcome(o: FinishOutcome): string {
 
 async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
   const only = optionString(ctx.args, 'entry');
-  const given = optionString(ctx.args, 'password-file');
   const started = performance.now();
   const { finishJobs } = await import('../../daemon/slurm/finish.js');
   const { readEntry, listEntries } = await import('../../daemon/slurm/registry.js');
@@ -188,9 +207,10 @@ async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
     ...(only === undefined ? {} : { entry: only }),
     note: (m) => ctx.note(m),
     openStore: async () => {
-      const file = given ?? (only !== undefined ? (await readEntry(repoRoot, only))?.passwordFile : (await listEntries(repoRoot)).at(-1)?.passwordFile);
-      if (file === undefined) throw new DvfsError('E_USAGE', 'no password given', { hint: 'use --password-file FILE or set DVFS_PASSWORD_FILE' });
-      return openStoreWith(ctx, file, repoRoot);
+      const entry = only !== undefined ? await readEntry(repoRoot, only) : (await listEntries(repoRoot)).at(-1);
+      const files = (await unlockFilesOf(ctx)) ?? entry ?? null;
+      if (files === null) throw new DvfsError('E_USAGE', 'no password given, and no identity', { hint: NO_UNLOCK_HINT });
+      return openStoreWith(ctx, files, repoRoot);
     },
   });
   const seconds = (performance.now() - started) / 1000;
@@ -224,10 +244,14 @@ async function stage(ctx: CommandContext, repoRoot: string): Promise<number> {
   const { readEntry, entryNotFound } = await import('../../daemon/slurm/registry.js');
   const entry = await readEntry(repoRoot, entryName);
   if (entry === null) throw entryNotFound(repoRoot, entryName);
-  const password = await readPasswordFile(optionString(ctx.args, 'password-file') ?? entry.passwordFile, (m) => ctx.note(m));
+  const credential = await requireCredential(argsWith(ctx, (await unlockFilesOf(ctx)) ?? entry), (m) => ctx.note(m));
   const { runSlurmStage } = await import('../../daemon/slurm/stage.js');
-  const outcome = await runSlurmStage(repoRoot, entryName, password, (m) => ctx.note(m));
-  password.fill(0);
+  let outcome: Awaited<ReturnType<typeof runSlurmStage>>;
+  try {
+    outcome = await runSlurmStage(repoRoot, entryName, credential, (m) => ctx.note(m));
+  } finally {
+    wipeCredential(credential);
+  }
   if (outcome.run.error !== null) ctx.note(`dvfs: stage ${entry.stage}: ${outcome.run.error}`);
   if (ctx.json) printJson(ctx.out, outcome.run);
   return outcome.exitCode;
@@ -238,7 +262,7 @@ async function hook(ctx: CommandContext, kind: 'prolog' | 'epilog'): Promise<num
     const { runEpilog, runProlog } = await import('../../daemon/slurm/hooks.js');
     const report = await (kind === 'prolog' ? runProlog : runEpilog)({
       env: process.env,
-      openStore: (file, repoRoot) => openStoreWith({ ...ctx, note: () => undefined }, file, repoRoot),
+      openStore: (entry, repoRoot) => openStoreWith({ ...ctx, note: () => undefined }, entry, repoRoot),
     });
     if (ctx.json) printJson(ctx.out, report);
   } catch (e) {
@@ -256,7 +280,7 @@ export const slurmCommand: Command = {
     'submit: queues the stage job (on the node: mount REPO, run CMD inside the mount, unmount, record the exit',
     '  status) and a finalize job (afterany) that commits per policy and records the final state; returns',
     '  at once with both job ids. --after chains stages (afterok on the other stage\'s finalize job; a failed',
-    '  stage cancels its followers). The password file must be readable on the nodes.',
+    '  stage cancels its followers). The password or identity file must be readable on the nodes.',
     'status: per job: stage, state, exit code, committed snapshot. finish: commits every ended job not yet',
     '  committed (idempotent; what the finalize job runs). cancel: scancel the stage jobs (their finalize',
     '  jobs still record the outcome). prolog/epilog: for slurm.conf Prolog=/Epilog= (see README); the epilog',

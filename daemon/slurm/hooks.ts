@@ -14,13 +14,13 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Versioning } from '../versioning/context.js';
 import { detachLeftoverMounts, finishJobs } from './finish.js';
-import { listRuns, logsDir, readEntry } from './registry.js';
+import { listRuns, logsDir, readEntry, type JobEntry } from './registry.js';
 import { parseJobComment } from './sbatch.js';
 
 export interface HookContext {
   env: NodeJS.ProcessEnv;
-  /** Opens the store with the password file the entry names. */
-  openStore: (passwordFile: string, repoRoot: string) => Promise<Versioning>;
+  /** Opens the store with the password or identity file the entry names. */
+  openStore: (entry: JobEntry, repoRoot: string) => Promise<Versioning>;
 }
 
 export interface HookReport {
@@ -62,7 +62,7 @@ async function runHook(kind: 'prolog' | 'epilog', ctx: HookContext): Promise<Hoo
       const outcomes = await finishJobs(ours.repo, {
         entry: ours.entry,
         by: 'epilog',
-        openStore: () => ctx.openStore(entry.passwordFile, ours.repo),
+        openStore: () => ctx.openStore(entry, ours.repo),
       });
       for (const o of outcomes) {
         if (o.status === 'pending') report.actions.push(`not finished: ${o.why}`);

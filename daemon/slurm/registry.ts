@@ -61,7 +61,12 @@ export interface JobEntry {
   inputs: string[];
   glob: string | null;
   message: string | null;
-  passwordFile: string;
+  /**
+   * How the jobs unlock the repository on the nodes: a password file, or (a collaborator's jobs, no password
+   * anywhere) an identity file. Exactly one is set; both are paths, never secrets.
+   */
+  passwordFile: string | null;
+  identityFile: string | null;
   /** `--array` as given (e.g. "0-3"), null for a single job. */
   array: string | null;
   /** Job ids this one waits for (afterok on their finalize jobs). */

@@ -74,6 +74,13 @@ export function stageJob(entry: JobEntry, resources: SlurmResources, afterFinali
   return { args, script: script(`dvfs stage job: ${entry.stage}`, [process.execPath, DVFS_CLI, 'slurm', 'stage', entry.repo, '--entry', entry.entry]) };
 }
 
+/** The option that names how a job unlocks: its password file or its identity file. */
+export function unlockArgs(entry: Pick<JobEntry, 'passwordFile' | 'identityFile'>): string[] {
+  if (entry.passwordFile !== null) return ['--password-file', entry.passwordFile];
+  if (entry.identityFile !== null) return ['--identity', entry.identityFile];
+  return [];
+}
+
 export function finalizeJob(entry: JobEntry, resources: SlurmResources, stageJobId: string): BatchJob {
   const args = [
     '--parsable',
@@ -85,6 +92,6 @@ export function finalizeJob(entry: JobEntry, resources: SlurmResources, stageJob
   if (resources.partition !== undefined) args.push(`--partition=${resources.partition}`);
   return {
     args,
-    script: script(`dvfs finalize job of ${entry.stage}`, [process.execPath, DVFS_CLI, 'slurm', 'finish', entry.repo, '--entry', entry.entry, '--password-file', entry.passwordFile]),
+    script: script(`dvfs finalize job of ${entry.stage}`, [process.execPath, DVFS_CLI, 'slurm', 'finish', entry.repo, '--entry', entry.entry, ...unlockArgs(entry)]),
   };
 }

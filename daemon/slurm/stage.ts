@@ -11,6 +11,7 @@
  */
 import { constants, hostname } from 'node:os';
 import { entryNotFound, readEntry, saveRun, type JobEntry, type RunRecord } from './registry.js';
+import type { Credential } from '../keys/unlock.js';
 
 export interface StageOutcome {
   run: RunRecord;
@@ -42,7 +43,7 @@ function runRequestOptions(entry: JobEntry): { profile?: string; engine?: JobEnt
   };
 }
 
-export async function runSlurmStage(repoRoot: string, entryName: string, password: Buffer, note: (m: string) => void): Promise<StageOutcome> {
+export async function runSlurmStage(repoRoot: string, entryName: string, credential: Credential, note: (m: string) => void): Promise<StageOutcome> {
   const entry = await readEntry(repoRoot, entryName);
   if (entry === null) throw entryNotFound(repoRoot, entryName);
   const { task, arrayTaskId } = currentTask();
@@ -73,7 +74,7 @@ export async function runSlurmStage(repoRoot: string, entryName: string, passwor
     const results = await runStage({
       repo: repoRoot,
       command: entry.command,
-      credential: { kind: 'password', password },
+      credential,
       deferCommit: true,
       force: false,
       stageStdout: 'inherit',

@@ -14,7 +14,7 @@ import { findConflicts, normaliseOutput } from './conflicts.js';
 import { listEntries, newEntryName, saveEntry, updateEntry, withRegistry, type JobEntry } from './registry.js';
 import { finalizeJob, stageJob, type SlurmResources } from './sbatch.js';
 
-export type SubmitRequest = Pick<JobEntry, 'repo' | 'command' | 'profile' | 'engine' | 'image' | 'inputs' | 'glob' | 'message' | 'passwordFile' | 'array'> & {
+export type SubmitRequest = Pick<JobEntry, 'repo' | 'command' | 'profile' | 'engine' | 'image' | 'inputs' | 'glob' | 'message' | 'passwordFile' | 'identityFile' | 'array'> & {
   /** Stage name (default: the profile's name, else the command's). */
   stage: string | null;
   /** Owned outputs (default: the profile's layout.writes). */
@@ -95,6 +95,7 @@ export async function submitStage(req: SubmitRequest): Promise<Submitted> {
     glob: req.glob,
     message: req.message,
     passwordFile: req.passwordFile,
+    identityFile: req.identityFile,
     array: req.array,
     after: [],
     jobId: null,

@@ -7,6 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSyn
 import { mountsUnder } from '../../daemon/mount/mountinfo.js';
 import { join } from 'node:path';
 import t from 'tap';
+import { dvfs } from '../helpers/cli.js';
 import { fuseAvailable } from '../helpers/mount.js';
 import { slurmAvailable, startSlurm } from '../helpers/slurm.js';
 import { FINAL_STATES, makeJobRepo, type JobRepo } from './repo.js';
@@ -175,6 +176,24 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     t.same(mountsUnder(repo.dir), [], 'the leftover mount was unmounted');
     const snap = repo.log()[0];
     t.equal(snap?.provenance.jobId, s.jobId, 'the snapshot names the job');
+  });
+
+  t.test("a collaborator's job unlocks with an identity alone (no password file anywhere)", async (t) => {
+    const repo = makeJobRepo(t, cluster);
+    const idFile = join(repo.dir, 'bob.id');
+    const asBob = { ...cluster.env, DVFS_PASSWORD_FILE: '', DVFS_IDENTITY: idFile, DVFS_KEY_KDF: '1:8192', XDG_CONFIG_HOME: join(repo.dir, 'config') };
+    const gen = dvfs(['key', 'gen', '--out', idFile, '--name', 'bob'], { env: asBob, cwd: repo.dir });
+    t.equal(gen.status, 0, `key gen (${gen.stderr.trim()})`);
+    t.equal(repo.run(['key', 'add', repo.root, gen.out.trim()]).status, 0, 'the password holder adds bob');
+    const sub = dvfs(['slurm', 'submit', repo.root, '--json', '--stage', 'bobs', '--output', 'bob', '--', 'sh', '-c', 'mkdir -p bob && echo "by bob" > bob/f'], { env: asBob, cwd: repo.dir });
+    t.equal(sub.status, 0, `bob submits with his identity (${sub.stderr.trim()})`);
+    const s = JSON.parse(sub.out) as { entry: string; jobId: string; finalizeJobId: string };
+    const row = await repo.until(s.entry, final);
+    t.equal(row.state, 'completed', 'the stage ran on the node, unlocked by the identity');
+    t.equal(repo.log()[0]?.provenance.jobId, s.jobId, 'and the finalize job committed it');
+    t.equal(cat(repo, 'bob/f'), 'by bob\n', 'with what the stage wrote');
+    const noKey = dvfs(['slurm', 'submit', repo.root, '--', 'true'], { env: { ...asBob, DVFS_IDENTITY: join(repo.dir, 'missing.id') }, cwd: repo.dir });
+    t.not(noKey.status, 0, 'a submit with neither a password nor a readable identity is refused before anything is queued');
   });
 
   t.test('an array job: one session per task, committed together with every task index', async (t) => {

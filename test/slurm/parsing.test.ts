@@ -23,6 +23,7 @@ const entry = (over: Partial<JobEntry> = {}): JobEntry => ({
   inputs: [],
   glob: null,
   passwordFile: '/home/u/.pw',
+  identityFile: null,
   array: null,
   after: [],
   jobId: '41',
@@ -101,6 +102,10 @@ t.test('sbatch arguments and scripts', async (t) => {
   const f = finalizeJob(entry(), { partition: 'gpu' }, '41');
   t.ok(f.args.includes('--dependency=afterany:41'), 'the finalize job runs whatever happens to the stage');
   t.ok(f.args.includes('--partition=gpu'));
+  t.match(f.script, /'--password-file' '\/home\/u\/\.pw'|--password-file \/home\/u\/\.pw/, 'the finalize job unlocks with the password file');
+  const byIdentity = finalizeJob(entry({ passwordFile: null, identityFile: '/home/u/.config/dvfs/identity' }), {}, '41');
+  t.match(byIdentity.script, /--identity'? '?\/home\/u\/\.config\/dvfs\/identity/, 'or with the identity file');
+  t.notMatch(byIdentity.script, /password/, 'and then names no password file');
   // the scripts survive the shell: run the exec line with echo instead
   const words = JSON.parse(execFileSync('sh', ['-c', s.script.split('\n')[2]!.replace(/^exec \S+/, 'exec node -e "console.log(JSON.stringify(process.argv.slice(1)))"')], { encoding: 'utf8' })) as string[];
   t.same(words.slice(-4), ['stage', '/scratch/my proj', '--entry', '20261122T000000Z-abcd0123'], 'paths with spaces arrive intact');
