@@ -29,7 +29,9 @@ export async function workspace(t: Test): Promise<Workspace> {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const pw = join(dir, 'pw');
   await writeFile(pw, PASSWORD + '\n', { mode: 0o600 });
-  const env = { DVFS_PASSWORD_FILE: pw, DVFS_NO_PROGRESS: '1' };
+  // Mount records and sockets stay inside the workspace.
+  await mkdir(join(dir, 'xdg'), { mode: 0o700 });
+  const env = { DVFS_PASSWORD_FILE: pw, DVFS_NO_PROGRESS: '1', DVFS_STATE_DIR: join(dir, 'state'), XDG_RUNTIME_DIR: join(dir, 'xdg') };
   return { dir, env, run: (args) => dvfs(args, { env }) };
 }
 

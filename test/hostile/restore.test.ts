@@ -9,6 +9,8 @@ import { readHead, writeHead } from '../../daemon/store/refs.js';
 import type { ObjectId } from '../../daemon/store/content-hash.js';
 import type { FileEntry } from '../../daemon/store/manifest-schema.js';
 import type { Versioning } from '../../daemon/versioning/context.js';
+import { fuseAvailable, isMounted } from '../helpers/mount.js';
+import { existsSync } from 'node:fs';
 import { ok, openRepo, sealRaw, snapshotOf, workspace, type Workspace } from './hostile-helpers.js';
 
 const CONTENT = 'the only honest file\n';
@@ -137,6 +139,33 @@ t.test('working-tree restore, clone and pull never follow a planted symlink', as
   ok(t, f.ws.run(['pull', cloned]), 'pull');
   await outsideUntouched(t, f, 'pull');
   t.equal(f.ws.run(['cat', cloned, '/a/victim']).out, CONTENT, 'the clone holds the pulled content');
+});
+
+const unavailable = fuseAvailable();
+const skip = unavailable === null ? false : `needs FUSE, unavailable because ${unavailable}`;
+
+t.test('mount --snapshot serves hostile snapshots without writing outside, and refuses malformed ones', { skip }, async (t) => {
+  const f = await fixture(t);
+  const { s1, s2 } = await symlinkThenDir(f);
+  const bad = await f.v.manifests.putSnapshot(snapshotOf(await sealRaw(f.v, 'tree', `{"entries":[{"mode":420,"mtimeMs":0,"name":"../escape","object":"${f.file.object}","size":${CONTENT.length},"type":"file"}],"kind":"tree","v":1}`), [f.head], 'bad'));
+  f.v.close();
+  const mnt = join(f.ws.dir, 'mnt');
+  await mkdir(mnt);
+  for (const [label, snap] of [['symlink out', s1], ['directory through it', s2]] as const) {
+    ok(t, f.ws.run(['mount', f.repo, mnt, '--snapshot', snap]), `mount --snapshot (${label})`);
+    try {
+      if (snap === s1) t.equal(await readlink(join(mnt, 'a')), f.outside, 'the symlink is served as a symlink');
+      else t.equal(await readFile(join(mnt, 'a', 'victim'), 'utf8'), CONTENT, 'the directory is served with its file');
+    } finally {
+      ok(t, f.ws.run(['umount', mnt]), `umount (${label})`);
+    }
+    await outsideUntouched(t, f, `mount --snapshot (${label})`);
+  }
+  const r = f.ws.run(['mount', f.repo, mnt, '--snapshot', bad]);
+  t.not(r.status, 0, `mount --snapshot of a tree with "../escape" fails (${r.stderr.trim().slice(0, 200)})`);
+  t.notOk(isMounted(mnt), 'and nothing is mounted');
+  t.notOk(existsSync(join(f.ws.dir, 'escape')), 'and nothing escaped');
+  await outsideUntouched(t, f, 'mount --snapshot of a malformed tree');
 });
 
 t.test('a file entry whose size lies about its object is refused by restore --to', async (t) => {
