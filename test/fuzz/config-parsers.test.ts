@@ -4,18 +4,20 @@
 import t from 'tap';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { loadIdentity, writeIdentityFile } from '../../daemon/keys/identity-file.js';
 import { join } from 'node:path';
 import { DvfsError } from '../../daemon/errors.js';
 import { parseConfig } from '../../daemon/encfs/config.js';
 import { NATIVE_CONFIG_FILE, parseNativeConfig } from '../../daemon/native/config.js';
 import { Identity } from '../../daemon/keys/identity.js';
-import { newKeyring, parseKeyring, serializeKeyring, signEpoch, verifyKeyring, type Keyring } from '../../daemon/keys/keyring.js';
+import { newKeyring, parseKeyring, serializeKeyring, signEpoch, signSlot, verifyKeyring, type Keyring } from '../../daemon/keys/keyring.js';
 import { newPwhashParams } from '../../daemon/keys/pwhash.js';
 import { parseYaml, SHIPPED_PROFILES_DIR } from '../../daemon/profile/load.js';
 import { checkProfile, ProfileProblems } from '../../daemon/profile/schema.js';
 import { MAX_LINE, parseRequest } from '../../daemon/ctl/protocol.js';
 import { dvfs, REPO_ROOT } from '../helpers/cli.js';
-import { fuzz } from './harness.js';
+import { fuzz, fuzzCases } from './harness.js';
 
 /** A request parseRequest answered with { error } (what the server sends back). */
 class Refused extends Error {}
@@ -41,21 +43,27 @@ t.test('keyring (parse and verify)', async (t) => {
   const root = Identity.generate();
   const k = newKeyring(root, newPwhashParams({ opslimit: 1, memlimit: 8192 }));
   k.epochs.push(signEpoch(k, root, 1, '2026-01-01T00:00:00.000Z'));
+  const bare = serializeKeyring(k);
+  const member = Identity.generate();
+  k.slots.push(signSlot(k, root, { epoch: 1, name: 'alice', public: member.publicKey, addedAt: '2026-01-02T00:00:00.000Z', sealed: randomBytes(120) }));
+  member.destroy();
   const sample = serializeKeyring(k);
   // What the signatures vouch for: the members and the epochs (the KDF cost of the password slot is not
   // signed; a changed cost only makes unlocking fail or slower, bounded by the parser).
   const vouched = (x: Keyring): string => JSON.stringify({ members: verifyKeyring(x, 'sample').map((m) => [m.name, m.public.encoded, m.epochs]), epochs: x.epochs.map((e) => [e.epoch, e.createdAt, e.by.encoded]), id: x.id });
   const canonical = vouched(k);
+  const vouchedBare = vouched(parseKeyring(bare, 'bare'));
   await fuzz(t, {
     name: 'keyring',
-    samples: [sample],
+    samples: [sample, bare],
     parse: (b) => {
       const parsed = parseKeyring(b, '/fuzz/keyring.json');
       verifyKeyring(parsed, '/fuzz/keyring.json');
       return parsed;
     },
     expected: isDvfsError,
-    accepted: (_input, parsed) => (vouched(parsed) === canonical ? null : 'a keyring with changed members or epochs verified'),
+    // Splices can rebuild the other (valid) sample; anything else that verifies is a forgery.
+    accepted: (_input, parsed) => ([canonical, vouchedBare].includes(vouched(parsed)) ? null : 'a keyring with changed members or epochs verified'),
   });
   root.destroy();
 });
@@ -104,4 +112,33 @@ t.test('YAML aliases the fuzzer found: unresolved, and a "billion laughs" docume
     t.ok(thrown instanceof DvfsError, `${label}: a DvfsError`);
     if (thrown instanceof DvfsError) t.equal(thrown.code, 'E_CONFIG', `${label}: E_CONFIG naming the file`);
   }
+});
+
+t.test('identity files (key slots of members)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dvfs-fuzz-id-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const me = Identity.generate();
+  const expected = me.publicKey.encoded;
+  const path = join(dir, 'id');
+  await writeIdentityFile(path, me, 'me');
+  me.destroy();
+  const sample = await readFile(path);
+  await fuzz(
+    t,
+    {
+      name: 'identity file',
+      samples: [sample],
+      parse: async (b) => {
+        await writeFile(path, b, { mode: 0o600 });
+        const { identity } = await loadIdentity(path, () => Promise.resolve(null));
+        const got = identity.publicKey.encoded;
+        identity.destroy();
+        return got;
+      },
+      expected: isDvfsError,
+      // The seed must derive the stored public key: a file that loads is the same identity.
+      accepted: (_input, got) => (got === expected ? null : 'a changed identity file loaded as another key'),
+    },
+    Math.max(1, Math.floor(fuzzCases() / 5)),
+  );
 });
