@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   restore: async () => (await import('./commands/restore.js')).restoreCommand,
   verify: async () => (await import('./commands/verify.js')).verifyCommand,
   gc: async () => (await import('./commands/gc.js')).gcCommand,
+  doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
   remote: async () => (await import('./commands/remote.js')).remoteCommand,
   key: async () => (await import('./commands/key.js')).keyCommand,
   push: async () => (await import('./commands/push.js')).pushCommand,

@@ -200,6 +200,11 @@ export class PathCodec {
     if (isDotOrDotDot(encoded)) return { name: encoded, iv: parentIV };
     const chain = this.chained ? { iv: parentIV } : null;
     const bytes = this.names.decode(encoded, chain);
+    // Whoever holds the volume key can encrypt any bytes as a name: a "name" that is a path (or empty, ".",
+    // "..", or holds NUL) must not reach readdir, commit or restore.
+    if (bytes.length === 0 || bytes.includes(0x2f) || bytes.includes(0) || isDotOrDotDot(bytes.toString('latin1'))) {
+      throw nameError(encoded, 'decodes to an invalid name (empty, ".", "..", or containing "/" or NUL)');
+    }
     return { name: bytes.toString('utf8'), iv: chain ? chain.iv : 0n };
   }
 

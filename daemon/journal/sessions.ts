@@ -7,6 +7,7 @@
  * Ids sort by start time (`20250101T120000123Z-1a2b3c4d`), so a plain listing is the order sessions began
  * and the order their journals must be replayed. Directories are 0700 and files 0600, like the run records.
  */
+import { processAlive } from '../mount/mountinfo.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -59,13 +60,8 @@ export function newSessionId(now = new Date()): string {
 
 /** Whether a process with this pid exists (on this host). */
 export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return isNodeError(e) && e.code === 'EPERM'; // exists, owned by someone else
-  }
+  // processAlive sees through zombies: a daemon killed with SIGKILL stays one until a (sub)reaper collects it.
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid);
 }
 
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

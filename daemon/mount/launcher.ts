@@ -29,7 +29,9 @@ export function keyHandoff(credential: Credential): KeyHandoff {
 }
 
 export async function launchDaemon(spec: SessionSpec, credential: Credential): Promise<MountRecord> {
-  const child = spawn(process.execPath, [DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  // No core dumps of a process holding keys and plaintext: RLIMIT_CORE 0 (soft and hard) before exec'ing the
+  // daemon (Node cannot set rlimits itself); exec keeps the pid, so the record names the daemon.
+  const child = spawn('/bin/sh', ['-c', 'ulimit -c 0 && exec "$0" "$@"', process.execPath, DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.end(JSON.stringify({ ...spec, key: keyHandoff(credential) }) + '\n');
   let out = '';
   let err = '';

@@ -49,9 +49,16 @@ export function parseYaml(text: string, file: string): YamlSource {
     const message = (e?.message ?? 'invalid YAML').split('\n')[0] ?? 'invalid YAML';
     throw new DvfsError('E_CONFIG', `bad YAML: ${message}${doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more)` : ''}`, { path: where, hint: 'fix the YAML syntax at that line' });
   }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (e) {
+    // An alias to no anchor, or too many aliases (a "billion laughs" document): the yaml package throws here.
+    throw new DvfsError('E_CONFIG', `bad YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, { path: file, hint: 'define every *alias with an &anchor before it, and do not nest aliases deeply' });
+  }
   return {
     file,
-    value: doc.toJS() as unknown,
+    value,
     locate(path, exact = false) {
       for (let n = path.length; n >= (exact ? path.length : 0); n--) {
         const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);

@@ -303,3 +303,11 @@ export async function readLockInfo(repoRoot: string): Promise<LockInfo | null> {
   const seen = await peek(lockPath(repoRoot));
   return seen === null ? null : parseInfo(seen.text);
 }
+
+/** Who holds the repository lock, without taking or breaking it (dvfs doctor): free, live, or stale and why. */
+export async function repoLockState(repoRoot: string): Promise<{ state: 'free' } | { state: 'live'; info: LockInfo | null } | { state: 'stale'; note: string }> {
+  const holder = await inspect(lockPath(repoRoot));
+  if (holder.state === 'gone') return { state: 'free' };
+  if (holder.state === 'live') return holder;
+  return { state: 'stale', note: holder.note };
+}

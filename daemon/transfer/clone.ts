@@ -123,7 +123,10 @@ export async function fetchHistory(v: Versioning, remote: RemoteRepository, head
     snapshots.push(...snap.parents);
     if (id !== head) continue;
     const trees: ObjectId[] = [snap.tree];
+    const seenTrees = new Set<ObjectId>(); // a tree shared by many directories is walked once (no exponential DAG)
     for (let t = trees.pop(); t !== undefined; t = trees.pop()) {
+      if (seenTrees.has(t)) continue;
+      seenTrees.add(t);
       await getManifest(t);
       for (const e of (await v.manifests.getTree(t)).entries) {
         if (e.type === 'dir') trees.push(e.tree);

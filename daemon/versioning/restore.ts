@@ -56,19 +56,21 @@ export async function restoreToDirectory(
   const snap = await v.manifests.getSnapshot(snapshotId);
   const reader = new SnapshotReader(v.manifests);
   const stats = newStats();
+  const overwrite = options.overwrite === true;
   await mkdir(target, { recursive: true });
   const put = async (path: string, e: AnyEntry): Promise<void> => {
     const out = path === '/' ? target : join(target, path);
     if (e.type === 'dir') {
-      await mkdir(out, { recursive: true, mode: 0o700 });
+      if (path === '/') await mkdir(out, { recursive: true, mode: 0o700 });
+      else await realDirectory(target, path, overwrite);
       stats.dirs++;
       for (const child of (await reader.tree(e.tree)).entries) await put(`${path === '/' ? '' : path}/${child.name}`, child);
       await chmod(out, e.mode);
       if (e.name !== '') await utimes(out, e.mtimeMs / 1000, e.mtimeMs / 1000);
       return;
     }
-    await mkdir(dirname(out), { recursive: true });
-    if (!options.overwrite) {
+    await realDirectory(target, dirname(path), overwrite);
+    if (!overwrite) {
       try {
         await lstat(out);
         throw new DvfsError('E_EXISTS', 'already exists in the target directory', { path: out, hint: 'restore into an empty directory, or pass --force to overwrite' });
@@ -89,6 +91,7 @@ export async function restoreToDirectory(
         await fh.write(chunk);
       });
       if (got.id !== e.object) throw new DvfsError('E_INTEGRITY', `object ${e.object} does not hash back to its id: the store is damaged`, { path: v.objects.path(e.object), hint: 'run dvfs verify REPO --full' });
+      if (got.bytes !== e.size) throw new DvfsError('E_INTEGRITY', `${path}: the snapshot gives a size of ${e.size} bytes but its object holds ${got.bytes}: the manifest is damaged or forged`, { path: v.objects.path(e.object), hint: 'run dvfs verify REPO --full' });
       await fh.close();
       await chmod(tmp, e.mode);
       await utimes(tmp, e.mtimeMs / 1000, e.mtimeMs / 1000);
@@ -104,6 +107,28 @@ export async function restoreToDirectory(
   };
   for (const p of paths.length === 0 ? ['/'] : paths.map(normalize)) await put(p, await entryAt(reader, snap.tree, p, snapshotId));
   return stats;
+}
+
+/**
+ * Makes every component of `path` below `target` a real directory, never following a symlink: one that is
+ * in the way (left by an earlier restore of a hostile snapshot, say) is replaced when `overwrite`, else E_EXISTS.
+ */
+async function realDirectory(target: string, path: string, overwrite: boolean): Promise<void> {
+  let dir = target;
+  for (const name of path.split('/')) {
+    if (name === '') continue;
+    dir = join(dir, name);
+    const st = await lstat(dir).catch((err: unknown) => {
+      if (isNodeError(err) && err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (st?.isDirectory()) continue;
+    if (st) {
+      if (!overwrite) throw new DvfsError('E_EXISTS', `already exists in the target directory and is not a directory`, { path: dir, hint: 'restore into an empty directory, or pass --force to replace it' });
+      await rm(dir, { force: true });
+    }
+    await mkdir(dir, { mode: 0o700 });
+  }
 }
 
 // --- into a ciphertext tree (the working tree, or an empty view) ------------------------------------------------
