@@ -8,15 +8,15 @@
  * is committed (a claim of a dead process is taken over), and an entry with a result is never touched again.
  * Commits of different entries serialize on the repository lock inside the commit itself.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, rmdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { listSessions } from '../journal/sessions.js';
 import { stopDaemon } from '../mount/launcher.js';
-import { isMounted, processAlive } from '../mount/mountinfo.js';
+import { processAlive } from '../mount/mountinfo.js';
 import { findRecord } from '../mount/records.js';
 import { META_DIR } from '../repo/layout.js';
+import { removeStageDir } from '../stage/mountpoint.js';
 import type { Provenance } from '../store/manifest-schema.js';
 import type { Versioning } from '../versioning/context.js';
 import { controlJobs, queuedJobs, type ControlJob, type QueuedJob } from './client.js';
@@ -137,7 +137,7 @@ export async function detachLeftoverMounts(repoRoot: string, runs: readonly RunR
     const record = findRecord(s.info.mountpoint);
     if (record === null || !processAlive(record.pid)) continue;
     await stopDaemon(record, { force: true });
-    releaseStageMountpoint(repoRoot, s.info.mountpoint);
+    await releaseStageMountpoint(repoRoot, s.info.mountpoint);
     detached.push(s.id);
   }
   return detached;
@@ -147,17 +147,10 @@ export async function detachLeftoverMounts(repoRoot: string, runs: readonly RunR
  * Removes a stage's guarded mountpoint (`REPO/.dvfs/run/stages/<run>/mnt`, immutable while unmounted; see
  * daemon/stage/mountpoint.ts) that its killed stage process could not release, once nothing is mounted there.
  */
-function releaseStageMountpoint(repoRoot: string, mountpoint: string): void {
+async function releaseStageMountpoint(repoRoot: string, mountpoint: string): Promise<void> {
   const stages = join(repoRoot, META_DIR, 'run', 'stages'); // runDirFor(repo) of a dvfs repository, + stages/
-  if (dirname(dirname(mountpoint)) !== stages || basename(mountpoint) !== 'mnt' || isMounted(mountpoint)) return;
-  spawnSync('chattr', ['-i', mountpoint], { stdio: 'ignore', timeout: 10_000 });
-  for (const dir of [mountpoint, dirname(mountpoint)]) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      return; // not empty, or already gone: leave it
-    }
-  }
+  if (dirname(dirname(mountpoint)) !== stages || basename(mountpoint) !== 'mnt') return;
+  await removeStageDir(dirname(mountpoint));
 }
 
 async function claim(repoRoot: string, entryName: string): Promise<JobEntry | null> {

@@ -11,14 +11,23 @@
  * Each stage directory names its owner (`owner`: the pid of the dvfs run that made it); the next dvfs run
  * removes the directories of owners that are gone (a killed dvfs run leaves an immutable one behind, which
  * would otherwise stop `rm -r` of the repository).
+ *
+ * Releasing never makes the mountpoint writable at its path: clearing the flag first and then removing the
+ * directory left a window in which a writer that outlived the stage (by path, after the daemon died) created
+ * a file, the rmdir failed, and the writable directory took the rest of its plaintext (seen under load in
+ * CI). So the stage directory is renamed away first, with the immutable mountpoint inside it: a writer using
+ * the old path gets ENOENT from then on. Only then is the flag cleared and the moved directory removed.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { isNodeError } from '../errors.js';
 import { cleanStale } from '../mount/launcher.js';
 import { isMounted, processAlive } from '../mount/mountinfo.js';
 
 const OWNER_FILE = 'owner';
+const RELEASED_PREFIX = '.released-';
 
 export interface GuardedMountpoint {
   /** The mountpoint (immutable while nothing is mounted on it). */
@@ -37,13 +46,23 @@ function chattr(flag: '+i' | '-i', path: string): string | null {
   return r.status === 0 ? null : (r.stderr.trim() || `chattr exited with ${r.status}`);
 }
 
-/** Clears the flag and removes a stage directory; rmdir only: an attached mount's plaintext is never touched. */
-async function removeStageDir(dir: string): Promise<void> {
-  const path = join(dir, 'mnt');
-  chattr('-i', path);
-  await rmdir(path).catch(() => undefined);
-  await rm(join(dir, OWNER_FILE), { force: true });
-  await rmdir(dir).catch(() => undefined);
+/**
+ * Removes a stage directory and its guarded mountpoint (see the header): renamed away first, then unflagged
+ * and removed. Nothing is removed while a mount is attached there (its files would be the plaintext view);
+ * false when the directory had to be left.
+ */
+export async function removeStageDir(dir: string): Promise<boolean> {
+  if (isMounted(join(dir, 'mnt'))) return false;
+  const moved = join(dirname(dir), `${RELEASED_PREFIX}${basename(dir).replace(/^\.released-/, '')}-${randomBytes(4).toString('hex')}`);
+  try {
+    await rename(dir, moved);
+  } catch (e) {
+    return isNodeError(e) && e.code === 'ENOENT';
+  }
+  if (isMounted(join(moved, 'mnt'))) return false; // a mount cannot move, but never rm -r through one
+  chattr('-i', join(moved, 'mnt'));
+  await rm(moved, { recursive: true, force: true });
+  return true;
 }
 
 /** Removes the stage directories under `runDir` whose dvfs run is gone (detaching a dead mount first). */
@@ -65,9 +84,7 @@ export async function removeAbandonedStageDirs(runDir: string): Promise<string[]
     } catch {
       continue;
     }
-    if (isMounted(join(dir, 'mnt'))) continue;
-    await removeStageDir(dir);
-    removed.push(dir);
+    if (await removeStageDir(dir)) removed.push(dir);
   }
   return removed;
 }
@@ -82,6 +99,8 @@ export async function guardedMountpoint(runDir: string, runId: string): Promise<
     path,
     guarded: problem === null,
     problem,
-    release: () => removeStageDir(dir),
+    release: async () => {
+      await removeStageDir(dir);
+    },
   };
 }

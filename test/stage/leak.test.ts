@@ -52,6 +52,28 @@ t.test('the guarded mountpoint refuses writes while nothing is mounted on it', {
   await mine.release();
 });
 
+t.test('releasing a guarded mountpoint under a writer that outlived the stage leaves nothing writable', { skip: chattrUnsupported() }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dvfs-guard-race-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const g = await guardedMountpoint(dir, 'run1');
+  // A writer hammering the mountpoint by path (as a process that escaped a dead stage would) while it is released.
+  const writer = spawn('sh', ['-c', `i=0; end=$(( $(date +%s) + 3 )); while [ $(date +%s) -lt $end ]; do echo ${MARKER} > '${g.path}/w'$i 2>/dev/null; i=$((i+1)); done`], { stdio: 'ignore' });
+  const done = new Promise<void>((r) => writer.on('close', () => r()));
+  await sleep(300);
+  await g.release();
+  await done;
+  const left = filesBelow(dir).filter((f) => {
+    try {
+      return readFileSync(f).includes(MARKER);
+    } catch {
+      return false;
+    }
+  });
+  t.same(left, [], 'no file the writer made survives, and none was made after the release');
+  t.notOk(existsSync(g.path), 'the mountpoint is gone');
+  t.same(readdirSync(join(dir, 'stages')), [], 'and so is its stage directory (renamed away, then removed)');
+});
+
 t.test('killing the daemon mid-stage leaves no plaintext on disk', { skip: fuseAvailable() ?? false }, async (t) => {
   const { ws, repo } = stageRepo(t, 'stage-leak');
   const progress = join(ws.dir, 'progress');
