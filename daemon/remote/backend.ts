@@ -187,24 +187,45 @@ export async function collectBody(body: Body, size: number, where: string): Prom
 }
 
 /** Re-cuts a stream into buffers of exactly `size` bytes (the last one shorter, never empty). */
-export async function* rechunk(chunks: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
-  let buf = Buffer.allocUnsafe(size);
+export function rechunk(chunks: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  return cut(chunks, size, false);
+}
+
+/**
+ * Upload parts from a stream: like rechunk(), except that bytes of a chunk that start on a part boundary are
+ * not copied: a view of `size` bytes of it is a part, and a rest of `size` to `2 size` bytes is a part as it
+ * is. Every part but the last has `size` to `2 size` bytes.
+ */
+export function partsOf(chunks: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  return cut(chunks, size, true);
+}
+
+async function* cut(chunks: AsyncIterable<Uint8Array>, size: number, views: boolean): AsyncGenerator<Uint8Array> {
+  let buf: Buffer | null = null;
   let n = 0;
   for await (const chunk of chunks) {
     let off = 0;
     while (off < chunk.length) {
+      if (views && n === 0 && chunk.length - off >= size) {
+        const whole = chunk.length - off < 2 * size;
+        const end = whole ? chunk.length : off + size;
+        yield off === 0 && whole ? chunk : chunk.subarray(off, end);
+        off = end;
+        continue;
+      }
+      buf ??= Buffer.allocUnsafe(size);
       const take = Math.min(size - n, chunk.length - off);
       buf.set(chunk.subarray(off, off + take), n);
       n += take;
       off += take;
       if (n === size) {
         yield buf;
-        buf = Buffer.allocUnsafe(size);
+        buf = null;
         n = 0;
       }
     }
   }
-  if (n > 0) yield buf.subarray(0, n);
+  if (buf !== null && n > 0) yield buf.subarray(0, n);
 }
 
 export function wrongSize(where: string, expected: number, got: number, atLeast = false): PermanentError {

@@ -77,6 +77,18 @@ export function sealInto(out: Uint8Array, key: Uint8Array, ad: Uint8Array, plain
   sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(NONCE_BYTES), plain, ad, null, nonce, key);
 }
 
+/**
+ * Seals in place: `buf` is nonce space (24) || plaintext (`plainLength`) || tag space (16); the nonce is drawn
+ * and the plaintext replaced by its ciphertext, giving what sealInto() would have written (no copy, no buffer).
+ */
+export function sealInPlace(buf: Uint8Array, key: Uint8Array, ad: Uint8Array, plainLength: number): void {
+  if (buf.length !== plainLength + SEAL_OVERHEAD) throw new RangeError('sealInPlace: buffer has the wrong size');
+  const nonce = buf.subarray(0, NONCE_BYTES);
+  sodium.randombytes_buf(nonce);
+  const body = buf.subarray(NONCE_BYTES);
+  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(body, body.subarray(0, plainLength), ad, null, nonce, key);
+}
+
 /** nonce || ciphertext || tag of `plain`. */
 export function seal(key: Uint8Array, ad: Uint8Array, plain: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(plain.length + SEAL_OVERHEAD);

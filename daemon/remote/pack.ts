@@ -70,6 +70,8 @@ export interface FinishedPack {
   key: string;
   data: Buffer;
   entries: PackedBlob[];
+  /** The whole buffer `data` lies in: the next PackWriter may reuse it once `data` has been uploaded. */
+  backing: Buffer;
 }
 
 /**
@@ -90,10 +92,13 @@ export class PackWriter {
     name: string = newName(),
     /** Expected pack size (entries), to allocate once. */
     capacityHint = 1 << 20,
+    /** A finished pack's backing buffer, no longer in use, to write into instead of a new one. */
+    reuse?: Buffer,
   ) {
     this.name = name;
     this.nameBuf = nameBytes(name);
-    this.buf = Buffer.allocUnsafe(Math.max(4096, capacityHint));
+    const capacity = Math.max(4096, capacityHint);
+    this.buf = reuse !== undefined && reuse.length >= capacity ? reuse : Buffer.allocUnsafe(capacity);
   }
 
   private reserve(extra: number): void {
@@ -148,9 +153,10 @@ export class PackWriter {
     this.reserve(tableLength + TRAILER_BYTES);
     sealInto(this.buf.subarray(this.bytes, this.bytes + tableLength), this.keys.pack, tableAd(this.nameBuf), plain);
     this.buf.writeUInt32BE(tableLength, this.bytes + tableLength);
-    const data = this.buf.subarray(0, this.bytes + tableLength + TRAILER_BYTES);
+    const backing = this.buf;
+    const data = backing.subarray(0, this.bytes + tableLength + TRAILER_BYTES);
     this.buf = Buffer.alloc(0);
-    return { name: this.name, key: dataKey(this.name), data, entries: this.list };
+    return { name: this.name, key: dataKey(this.name), data, entries: this.list, backing };
   }
 }
 

@@ -16,23 +16,24 @@
  * Reading: get() / read() / getMany() verify every pack entry and blob chunk against its AEAD (see pack.ts on
  * what that does and does not prove) and raise RemoteIntegrityError on any mismatch.
  */
-import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { DvfsError } from '../errors.js';
 import type { RepoKeys } from '../store/keys.js';
 import type { ObjectId } from '../store/object-id.js';
 import { collectBody, isNotFound, type Backend, type StreamFactory } from './backend.js';
-import { blobRawSize, readBlob, uploadBlob } from './blob.js';
+import { blobRawSize, readBlob, uploadBlob, uploadFileBlob } from './blob.js';
 import { newConfig, readConfig, readRef, writeConfig, writeRef, type ConfigParams, type RemoteConfig, type RemoteRef } from './config.js';
 import { deriveRemoteKeys, wipeRemoteKeys, type RemoteKeys } from './keys.js';
 import { epochBackend } from '../keys/remote-epochs.js';
 import { RemoteLock, type LockOptions } from './lock.js';
 import { BLOB_TYPES, dataKey, describe, RemoteIntegrityError, type BlobType } from './layout.js';
 import { openEntry, PackWriter } from './pack.js';
-import { DEFAULT_INDEX_ENTRIES, loadIndex, PackIndex, sealIndexFiles, type IndexRecord, type Location, type PackLocation } from './pack-index.js';
+import { DEFAULT_INDEX_ENTRIES, loadIndex, PackIndex, sealIndexFiles, type BlobLocation, type IndexRecord, type Location, type PackLocation } from './pack-index.js';
 import { TaskPool } from './pool.js';
 
 export const DEFAULT_CONNECTIONS = 4;
+/** Uploaded packs' buffers kept for reuse (each is packSize + largeThreshold bytes). */
+const SPARE_PACK_BUFFERS = 2;
 /** getMany() merges entries of one pack into one range request across gaps up to this size… */
 export const DEFAULT_MAX_GAP = 256 * 1024;
 /** …and up to this many bytes per request. */
@@ -71,6 +72,8 @@ export class RemoteRepository {
   private readonly staged = new Set<string>();
   private newRecords: IndexRecord[] = [];
   private readonly pool: TaskPool;
+  /** Backing buffers of uploaded packs, reused by the next packs. */
+  private readonly spareBuffers: Buffer[] = [];
   private stats = { packs: 0, blobs: 0, bytes: 0 };
   private closed = false;
 
@@ -157,7 +160,7 @@ export class RemoteRepository {
     this.pool.check();
     let packer = this.packers.get(type);
     if (packer === undefined) {
-      packer = new PackWriter(this.keys, undefined, this.config.packSize + this.config.largeThreshold);
+      packer = new PackWriter(this.keys, undefined, this.config.packSize + this.config.largeThreshold, this.spareBuffers.pop());
       this.packers.set(type, packer);
     }
     packer.add(type, id, data);
@@ -171,11 +174,16 @@ export class RemoteRepository {
     this.usable();
     if (this.has(type, id)) return false;
     if (size <= this.config.largeThreshold) return this.put(type, id, await collectBody(source, size, describe(type, id)));
+    return this.uploadLarge(type, id, () => uploadBlob(this.backend, this.keys, type, id, size, source));
+  }
+
+  /** Queues a large blob's upload (a slot of the pool); records it once stored. */
+  private async uploadLarge(type: BlobType, id: ObjectId, upload: () => Promise<BlobLocation>): Promise<boolean> {
     const key = stagedKey(type, id);
     this.staged.add(key);
     try {
       await this.pool.run(async () => {
-        const loc = await uploadBlob(this.backend, this.keys, type, id, size, source);
+        const loc = await upload();
         this.stats.blobs++;
         this.stats.bytes += blobRawSize(loc.size);
         this.record({ type, id, loc });
@@ -197,7 +205,7 @@ export class RemoteRepository {
       if (data.length !== size) throw new DvfsError('E_IO', `${describe(type, id)} changed while being pushed`, { path });
       return this.put(type, id, data);
     }
-    return this.putStream(type, id, size, () => createReadStream(path, { highWaterMark: 1 << 20 }));
+    return this.uploadLarge(type, id, () => uploadFileBlob(this.backend, this.keys, type, id, size, path));
   }
 
   /**
@@ -391,7 +399,12 @@ export class RemoteRepository {
     this.packers.delete(type);
     const pack = packer.finish();
     await this.pool.run(async () => {
-      await this.backend.put(pack.key, pack.data, pack.data.length);
+      try {
+        await this.backend.put(pack.key, pack.data, pack.data.length);
+      } finally {
+        // Uploaded or failed, the backend is done with it: the next pack is written into it (no fresh pages).
+        if (this.spareBuffers.length < SPARE_PACK_BUFFERS) this.spareBuffers.push(pack.backing);
+      }
       this.stats.packs++;
       this.stats.bytes += pack.data.length;
       for (const e of pack.entries) this.record({ type: e.type, id: e.id, loc: { kind: 'pack', pack: pack.name, offset: e.offset, length: e.length } });

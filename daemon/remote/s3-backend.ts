@@ -43,7 +43,7 @@ import {
   DEFAULT_RETRY,
   NotFoundError,
   PermanentError,
-  rechunk,
+  partsOf,
   withRetry,
   wrongSize,
   type Backend,
@@ -225,7 +225,7 @@ export class S3Backend implements Backend {
       const parts: CompletedPart[] = [];
       let total = 0;
       let number = 0;
-      for await (const part of rechunk(bodyChunks(body), partSize)) {
+      for await (const part of partsOf(bodyChunks(body), partSize)) {
         total += part.length;
         if (total > size) throw wrongSize(key, size, total, true);
         const PartNumber = ++number;

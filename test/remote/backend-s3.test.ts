@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessDenied, NoSuchBucket, NoSuchKey, NotFound, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { DvfsError } from '../../daemon/errors.js';
-import { NotFoundError, PermanentError, rechunk, RetryingBackend, TransientError } from '../../daemon/remote/backend.js';
+import { NotFoundError, partsOf, PermanentError, rechunk, RetryingBackend, TransientError } from '../../daemon/remote/backend.js';
 import { parseIni, readCredentialsFile, resolveS3Credentials } from '../../daemon/remote/credentials.js';
 import { needsContentMd5, partSizeFor, S3Backend } from '../../daemon/remote/s3-backend.js';
 import { mapS3Error } from '../../daemon/remote/s3-errors.js';
@@ -163,6 +163,27 @@ t.test('part sizes and rechunking', async (t) => {
   const none: number[] = [];
   for await (const c of rechunk((async function* () {})(), 5)) none.push(c.length);
   t.same(none, []);
+  // Upload parts: big chunks on a part boundary go through as they are (same object, no copy).
+  const big = Buffer.alloc(7, 1);
+  const parts: Uint8Array[] = [];
+  const mixed = async function* (): AsyncGenerator<Uint8Array> {
+    yield big;
+    yield Buffer.alloc(3, 2);
+    yield Buffer.alloc(6, 3);
+    yield Buffer.alloc(5, 4);
+    yield Buffer.alloc(2, 5);
+    yield Buffer.alloc(3, 6);
+    yield Buffer.alloc(12, 7);
+  };
+  for await (const c of partsOf(mixed(), 5)) parts.push(c);
+  t.equal(parts[0], big, 'a chunk of one to two part sizes on a boundary is passed on as it is');
+  t.same(parts.map((p) => p.length), [7, 5, 5, 5, 5, 5, 6], 'the rest is cut to the part size; the last view holds one to two part sizes');
+  t.same(parts[5]?.buffer, parts[6]?.buffer, 'a longer chunk on a boundary is cut into views, not copied');
+  t.same(
+    Buffer.concat(parts),
+    Buffer.concat([big, Buffer.alloc(3, 2), Buffer.alloc(6, 3), Buffer.alloc(5, 4), Buffer.alloc(2, 5), Buffer.alloc(3, 6), Buffer.alloc(12, 7)]),
+    'bytes in order',
+  );
 });
 
 function fakeBackend(fake: FakeS3, url: string, extra: { multipartThreshold?: number; partSize?: number; connections?: number; contentMd5?: boolean } = {}): S3Backend {

@@ -1,8 +1,10 @@
 // The remote formats at the unit level: pack writer and table, index encoding (round trip, strictness,
 // splitting, supersedes), large-blob sealing at chunk boundaries, key derivation, config and refs.
 import t, { type Test } from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import sodium from 'sodium-native';
-import { blobChunkCount, blobRawSize, BLOB_CHUNK_BYTES, readBlob, sealBlob, uploadBlob } from '../../daemon/remote/blob.js';
+import { blobChunkCount, blobRawSize, BLOB_CHUNK_BYTES, FILE_BLOB_PART_CHUNKS, readBlob, sealBlob, sealFileBlob, uploadBlob, uploadFileBlob } from '../../daemon/remote/blob.js';
 import { newConfig, openConfig, openRef, sealConfig, sealRef } from '../../daemon/remote/config.js';
 import { deriveRemoteKeys, REMOTE_KEY_LABEL, SEAL_OVERHEAD, wipeRemoteKeys, type RemoteKeys } from '../../daemon/remote/keys.js';
 import { dataKey, nameOfDataKey, newName, RemoteIntegrityError } from '../../daemon/remote/layout.js';
@@ -11,7 +13,7 @@ import { openEntry, PackWriter, parsePackTable, TRAILER_BYTES } from '../../daem
 import { getVolumeConfig, putVolumeConfig, verifyVolumeConfig, type VolumeConfigFile } from '../../daemon/remote/volume.js';
 import { deriveRepoKeys, wipeRepoKeys } from '../../daemon/store/keys.js';
 import type { ObjectId } from '../../daemon/store/object-id.js';
-import { blobOf, collect, errorOf, repoKeys, SECRET, tempRemote } from './pack-helpers.js';
+import { blobOf, collect, errorOf, repoKeys, SECRET, tempDir, tempRemote } from './pack-helpers.js';
 
 const id = (c: string): ObjectId => c.repeat(64) as ObjectId;
 
@@ -164,6 +166,36 @@ t.test('large blobs at chunk boundaries', async (t) => {
   t.match(await errorOf(collect(sealBlob(keys, newName(), 'object', b.id, (async function* () { yield b.data; })(), C + 5))), { code: 'E_IO', message: /did the file change/ });
   t.match(await errorOf(collect(sealBlob(keys, newName(), 'object', b.id, (async function* () { yield b.data; })(), C + 20))), { code: 'E_IO' });
   t.match(await errorOf(collect(sealBlob(keys, newName(), 'object', b.id, (async function* () { yield b.data.subarray(0, C); })(), C + 10))), { code: 'E_IO' });
+});
+
+t.test('large blobs sealed from a file in place: the same format, in part-sized buffers', async (t) => {
+  const rk = repoKeys(t);
+  const keys = remoteKeys(t);
+  const remote = await tempRemote(t);
+  const dir = await tempDir(t);
+  const C = BLOB_CHUNK_BYTES;
+  const P = FILE_BLOB_PART_CHUNKS;
+  for (const size of [0, 1, C - 1, C, C + 1, P * C, P * C + 1, (P + 2) * C + 7]) {
+    const b = blobOf(rk, size);
+    const path = join(dir, `f${size}`);
+    await writeFile(path, b.data);
+    const name = newName();
+    const raw = await collect(sealFileBlob(keys, name, 'object', b.id, path, size));
+    t.equal(raw.length, Math.ceil(blobChunkCount(size) / P), `size ${size}: one buffer per ${P} chunks`);
+    t.equal(raw.reduce((a, r) => a + r.length, 0), blobRawSize(size), `size ${size}: raw size`);
+    // What sealBlob would have written, chunk by chunk (nonces differ: compare by opening).
+    const loc = await uploadFileBlob(remote, keys, 'object', b.id, size, path);
+    t.equal(await remote.head(dataKey(loc.blob)), blobRawSize(size));
+    const parts = await collect(readBlob(remote, keys, 'object', b.id, loc));
+    if (!Buffer.concat(parts).equals(b.data)) t.fail(`size ${size}: differs after the round trip`);
+  }
+  // A file longer or shorter than announced (changed while being pushed).
+  const b = blobOf(rk, C + 10);
+  const path = join(dir, 'changed');
+  await writeFile(path, b.data);
+  t.match(await errorOf(collect(sealFileBlob(keys, newName(), 'object', b.id, path, C + 5))), { code: 'E_IO', message: /did it change/ }, 'longer');
+  t.match(await errorOf(collect(sealFileBlob(keys, newName(), 'object', b.id, path, C + 20))), { code: 'E_IO' }, 'shorter');
+  t.match(await errorOf(collect(sealFileBlob(keys, newName(), 'object', b.id, path, 2 * C + 10))), { code: 'E_IO' }, 'a chunk short');
 });
 
 t.test('config and refs', async (t) => {
