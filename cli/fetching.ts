@@ -48,14 +48,20 @@ export async function ensureObjects(ctx: CommandContext, v: Versioning, snapshot
   }
 }
 
-/** `mount --snapshot REF`: the view is assembled from local objects, so the missing ones come down first. */
+/**
+ * `mount --snapshot REF`: the view is assembled from local objects, so the missing ones come down first.
+ * Only where they can come from (`--remote`, or an origin: a clone): elsewhere every object is local, and
+ * unlocking here as well as in the mount daemon would double the key derivation for nothing.
+ */
 export async function prefetchSnapshot(ctx: CommandContext, repoPath: string, ref: string): Promise<void> {
-  const [{ openStore, versionedRepo }, { readHead }, { resolveSnapshot }] = await Promise.all([
+  const [{ openStore, versionedRepo }, { readHead }, { resolveSnapshot }, { readRemotes, DEFAULT_REMOTE }] = await Promise.all([
     import('./versioning.js'),
     import('../daemon/store/refs.js'),
     import('../daemon/versioning/snapshot-walk.js'),
+    import('../daemon/transfer/remotes.js'),
   ]);
   const repo = await versionedRepo(repoPath);
+  if (ctx.args.strings.get(FETCH_REMOTE_OPTION.name) === undefined && (await readRemotes(repo.root))[DEFAULT_REMOTE] === undefined) return;
   const v = await openStore(ctx, repo);
   try {
     const snap = await resolveSnapshot(v.manifests, await readHead(repo.root), ref);

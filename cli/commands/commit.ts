@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ctlRequest } from '../../daemon/ctl/client.js';
+import { ctlCommit } from '../../daemon/ctl/client.js';
 import { DvfsError } from '../../daemon/errors.js';
 import { readHead } from '../../daemon/store/refs.js';
 import { slurmProvenance } from '../../daemon/stage/slurm-env.js';
@@ -138,9 +138,7 @@ export const commitCommand: Command = {
         progress.done();
       }
       for (const l of running) {
-        const reply = await ctlRequest(l.record.socket, 'commit', 24 * 3600_000, { message, author, force, provenance });
-        delete reply['ok'];
-        reports.push(reply as unknown as CommitReport);
+        reports.push(await ctlCommit(l.record.socket, 24 * 3600_000, { message, author, force, provenance }));
       }
       if (rescan) {
         v ??= await openStore(ctx, repo);

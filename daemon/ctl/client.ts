@@ -2,6 +2,7 @@
 import { connect } from 'node:net';
 import { DvfsError, type DvfsErrorCode } from '../errors.js';
 import type { ChangeEntry } from '../mount/versioning.js';
+import type { CommitReport } from '../versioning/commit.js';
 import type { CtlOp, CtlRequest } from './protocol.js';
 
 /** Codes a daemon may send back (DvfsError codes); anything else is reported as E_IO. */
@@ -64,5 +65,36 @@ export async function ctlChanges(socketPath: string, timeoutMs = 120_000): Promi
   if (typeof r['session'] !== 'string' || !Array.isArray(r['entries']) || typeof r['counts'] !== 'object' || r['counts'] === null) {
     throw new DvfsError('E_IO', "the mount daemon sent a malformed 'changes' reply", { path: socketPath });
   }
-  return r as unknown as ChangesReply;
+  if (!isChangesReply(r)) throw new DvfsError('E_IO', "the mount daemon sent a malformed 'changes' reply", { path: socketPath });
+  return r;
+}
+
+function isChangesReply(r: Record<string, unknown>): r is Record<string, unknown> & ChangesReply {
+  const counts = r['counts'];
+  return (
+    typeof r['session'] === 'string' &&
+    (r['baseSnapshot'] === null || typeof r['baseSnapshot'] === 'string') &&
+    Array.isArray(r['entries']) &&
+    typeof counts === 'object' &&
+    counts !== null &&
+    ['added', 'changed', 'renamed', 'removed', 'dirty'].every((k) => typeof (counts as Record<string, unknown>)[k] === 'number')
+  );
+}
+
+const COMMIT_REPORT_COUNTS = [
+  'added', 'changed', 'renamed', 'removed', 'files', 'bytes', 'filesHashed', 'bytesHashed', 'filesRehashed', 'bytesRehashed',
+  'objectsAdded', 'objectsLinked', 'bytesStored', 'trees', 'leftOpen', 'skipped', 'seconds',
+] as const;
+
+function isCommitReport(r: Record<string, unknown>): r is Record<string, unknown> & CommitReport {
+  const nullOrString = (k: string): boolean => r[k] === null || typeof r[k] === 'string';
+  return nullOrString('snapshot') && nullOrString('parent') && nullOrString('session') && typeof r['nothingToCommit'] === 'boolean' && COMMIT_REPORT_COUNTS.every((k) => typeof r[k] === 'number');
+}
+
+/** Asks a mount daemon to commit its session; its report. */
+export async function ctlCommit(socketPath: string, timeoutMs: number, extra: Omit<CtlRequest, 'op'>): Promise<CommitReport> {
+  const r = await ctlRequest(socketPath, 'commit', timeoutMs, extra);
+  delete r['ok'];
+  if (!isCommitReport(r)) throw new DvfsError('E_IO', "the mount daemon sent a malformed 'commit' reply", { path: socketPath });
+  return r;
 }

@@ -421,7 +421,7 @@ class ChunkWriter {
   ) {}
 
   private current(): Chained {
-    this.batch ??= this.db.batch() as unknown as Chained;
+    this.batch ??= this.db.batch();
     return this.batch;
   }
 

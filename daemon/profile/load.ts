@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { DvfsError, isNodeError } from '../errors.js';
 import { checkProfile, profileDocument, ProfileProblems, type Profile } from './schema.js';
+import { readTextIfExists } from '../store/durable.js';
 
 export const SHIPPED_PROFILES_DIR = fileURLToPath(new URL('../../../mount-profiles/', import.meta.url));
 export const REPO_PROFILES_DIR = join('.dvfs', 'profiles');
@@ -70,14 +71,8 @@ export function parseYaml(text: string, file: string): YamlSource {
 }
 
 async function readYaml(file: string): Promise<YamlSource | null> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if (isNodeError(e) && e.code === 'ENOENT') return null;
-    throw e;
-  }
-  return parseYaml(text, file);
+  const text = await readTextIfExists(file);
+  return text === null ? null : parseYaml(text, file);
 }
 
 /** `over` laid on `base`: mappings merge key by key, everything else (lists too) replaces; undefined keeps base. */

@@ -4,7 +4,7 @@
  * never a torn mix, and a completed call survives power loss.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isNodeError } from '../errors.js';
 
@@ -64,5 +64,15 @@ export async function writeFileAtomic(target: string, data: Uint8Array, options:
     if (options.sync !== false) await fsyncDir(dirname(target));
   } finally {
     if (!renamed) await rm(tmp, { force: true });
+  }
+}
+
+/** A file's text, or null when it does not exist (other errors throw). */
+export async function readTextIfExists(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'ENOENT') return null;
+    throw e;
   }
 }

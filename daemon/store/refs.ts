@@ -6,12 +6,11 @@
  * HEAD names a snapshot but is not authenticated by itself: whoever can write `.dvfs` can point it at another
  * (older) snapshot of the same repository. Reading the snapshot it names is authenticated.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IntegrityError, isNodeError } from '../errors.js';
+import { IntegrityError } from '../errors.js';
 import { META_DIR } from '../repo/layout.js';
 import { isObjectId, type ObjectId } from './object-id.js';
-import { writeFileAtomic } from './durable.js';
+import { readTextIfExists, writeFileAtomic } from './durable.js';
 import type { ManifestStore, Snapshot } from './manifests.js';
 
 export const HEAD_FILE = 'HEAD';
@@ -23,13 +22,8 @@ export function headPath(repoRoot: string): string {
 /** The newest snapshot's id, or null when there is none yet. */
 export async function readHead(repoRoot: string): Promise<ObjectId | null> {
   const path = headPath(repoRoot);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if (isNodeError(e) && e.code === 'ENOENT') return null;
-    throw e;
-  }
+  const text = await readTextIfExists(path);
+  if (text === null) return null;
   const id = text.endsWith('\n') ? text.slice(0, -1) : text;
   if (!isObjectId(id)) {
     throw new IntegrityError(`HEAD of repository ${repoRoot} does not hold a snapshot id`, {

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +19,7 @@ import { RemoteRepository } from '../remote/repository.js';
 import type { ObjectId } from '../store/object-id.js';
 import type { Versioning } from '../versioning/context.js';
 import { SnapshotReader } from '../versioning/snapshot-walk.js';
+import { statAll } from '../util/stat-all.js';
 
 export interface FetchProgress {
   objects: number;
@@ -38,8 +39,6 @@ export interface FetchReport {
   bytes: number;
   seconds: number;
 }
-
-const STAT_BATCH = 64;
 
 function normalize(path: string): string {
   const parts = path.split('/').filter((c) => c !== '' && c !== '.');
@@ -64,13 +63,8 @@ export async function objectsUnder(v: Versioning, snapshotId: ObjectId, paths: r
 /** Those of `ids` that are not in the local object store. */
 export async function missingLocally(v: Versioning, ids: Iterable<ObjectId>): Promise<ObjectId[]> {
   const all = [...ids];
-  const missing: ObjectId[] = [];
-  for (let i = 0; i < all.length; i += STAT_BATCH) {
-    const batch = all.slice(i, i + STAT_BATCH);
-    const present = await Promise.all(batch.map((id) => stat(v.objects.path(id)).then(() => true, () => false)));
-    batch.forEach((id, j) => present[j] || missing.push(id));
-  }
-  return missing;
+  const stats = await statAll(all.map((id) => v.objects.path(id)));
+  return all.filter((_, i) => stats[i] === null);
 }
 
 /** Downloads `ids` (all on the remote) into the local object store. */

@@ -7,7 +7,7 @@
  * uploads) the index records of finished uploads are written as a checkpoint, so a resumed push skips them.
  * Packs uploaded after the last checkpoint are sent again; the unindexed copies are garbage on the remote.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DvfsError } from '../errors.js';
 import { deriveRemoteKeys, wipeRemoteKeys } from '../remote/keys.js';
@@ -20,6 +20,7 @@ import { reachableFrom } from '../store/gc.js';
 import { readHead } from '../store/refs.js';
 import type { Versioning } from '../versioning/context.js';
 import { failpoint } from '../versioning/failpoint.js';
+import { statAll } from '../util/stat-all.js';
 import { ReadAhead } from './read-ahead.js';
 
 /** The volume's own config file at the root of the working tree (what a clone needs to unlock). */
@@ -60,17 +61,13 @@ export interface PushOptions {
 }
 
 const CHECKPOINT_MS = 5000;
-const STAT_BATCH = 64;
-
-/** Sizes of local files, stat'ed STAT_BATCH at a time. */
+/** Sizes of the local files of blobs to push (every one must exist: it is reachable from HEAD). */
 async function sizesOf(paths: readonly string[]): Promise<number[]> {
-  const out = new Array<number>(paths.length);
-  for (let i = 0; i < paths.length; i += STAT_BATCH) {
-    const batch = paths.slice(i, i + STAT_BATCH);
-    const sizes = await Promise.all(batch.map(async (p) => (await stat(p)).size));
-    for (let j = 0; j < sizes.length; j++) out[i + j] = sizes[j] as number;
-  }
-  return out;
+  const stats = await statAll(paths);
+  return stats.map((s, i) => {
+    if (s === null) throw new DvfsError('E_INTEGRITY', 'a stored object or manifest that HEAD needs is missing', { path: paths[i], hint: 'dvfs verify REPO names what is damaged; dvfs fetch REPO gets objects a clone has not fetched yet' });
+    return s.size;
+  });
 }
 
 export async function push(v: Versioning, url: string, options: PushOptions = {}): Promise<PushReport> {

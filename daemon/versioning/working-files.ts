@@ -14,7 +14,7 @@ import { chmod, copyFile, link, mkdir, open, rename, rm, utimes, type FileHandle
 import { join } from 'node:path';
 import { ContentHasher, type ObjectId } from '../store/content-hash.js';
 import type { AddResult } from '../store/objects.js';
-import { isNodeError } from '../errors.js';
+import { DvfsError, isNodeError } from '../errors.js';
 import type { FileContent, Location } from '../vfs/crypto-tree.js';
 import type { Versioning } from './context.js';
 
@@ -109,8 +109,17 @@ export async function placeObject(v: Versioning, id: ObjectId, loc: Location, mo
     if (bound) await freeze(v, loc.rawPath);
   } catch (e) {
     await rm(tmp, { force: true });
+    if (isNodeError(e) && e.code === 'ENOENT' && e.path === src) throw notStoredLocally(v, id);
     throw e;
   }
+}
+
+/** The error for an object a snapshot names that the local store lacks (a clone fetches old ones lazily). */
+export function notStoredLocally(v: Pick<Versioning, 'objects'>, id: ObjectId): DvfsError {
+  return new DvfsError('E_NOTFOUND', `object ${id.slice(0, 12)} is not stored locally (a clone holds HEAD's objects only; older ones stay on the remote until fetched)`, {
+    path: v.objects.path(id),
+    hint: 'fetch it first: dvfs fetch REPO SNAPSHOT --remote URL (or add the remote: dvfs remote add REPO origin URL); if this repository was never cloned, dvfs verify REPO names what is damaged',
+  });
 }
 
 async function rewriteHeader(fh: FileHandle, bytes: number, f: (h: Buffer) => Buffer): Promise<void> {
@@ -125,7 +134,13 @@ async function rewriteHeader(fh: FileHandle, bytes: number, f: (h: Buffer) => Bu
 export async function openObject(v: Pick<Versioning, 'tree' | 'objects'>, id: ObjectId): Promise<FileContent> {
   const root = await v.tree.locate('');
   // The stored form is position-independent: any location's context decodes it (external IV 0).
-  return v.tree.openContent({ plainPath: '', rawPath: v.objects.path(id), ctx: root.ctx }, { readOnly: true });
+  const rawPath = v.objects.path(id);
+  try {
+    return await v.tree.openContent({ plainPath: '', rawPath, ctx: root.ctx }, { readOnly: true });
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'ENOENT' && e.path === rawPath) throw notStoredLocally(v, id);
+    throw e;
+  }
 }
 
 /** Reads an object's plaintext in chunks, feeding `sink`; returns the keyed hash of what was read. */

@@ -182,6 +182,14 @@ t.test('a clone holds HEAD only; restore, fetch and mount --snapshot fetch what 
     ok(t, run(['clone', url, clone2]), 'second clone');
     const mnt = join(dir, 'mnt');
     await mkdir(mnt);
+    // Without a remote, nothing is fetched before mounting (no second unlock): the daemon names what is missing.
+    const clone3 = join(dir, 'clone3');
+    ok(t, run(['clone', url, clone3]), 'third clone');
+    ok(t, run(['remote', 'remove', clone3, 'origin']), 'remote remove');
+    const lacking = run(['mount', clone3, mnt, '--snapshot', 'HEAD~1']);
+    t.not(lacking.status, 0, 'mount --snapshot of a snapshot whose objects are not here, with no remote, fails');
+    t.match(lacking.stderr, /not stored locally/, 'says why');
+    t.match(lacking.stderr, /dvfs fetch REPO SNAPSHOT --remote URL/, 'and how to fix it');
     const m = ok(t, run(['mount', clone2, mnt, '--snapshot', 'HEAD~1']), 'mount --snapshot');
     t.match(m.stderr, /fetching 8 object/, 'fetches only the 8 objects HEAD lacks');
     try {
