@@ -142,7 +142,13 @@ interface Shape {
   repo: string;
 }
 
-async function pushWith(tool: Tool, shape: Shape, s: Swift, bucket: string, work: string): Promise<number> {
+/** A tool's push: wall seconds and the CPU seconds of its processes (the client's share of the 2 cores). */
+interface Timing {
+  seconds: number;
+  cpuSeconds: number;
+}
+
+async function pushWith(tool: Tool, shape: Shape, s: Swift, bucket: string, work: string): Promise<Timing> {
   const env = awsEnv(s);
   const host = new URL(s.endpoint).host;
   switch (tool) {
@@ -150,7 +156,7 @@ async function pushWith(tool: Tool, shape: Shape, s: Swift, bucket: string, work
       const url = `s3://${bucket}?endpoint=${encodeURIComponent(s.endpoint)}&region=${s.region}`;
       const r = await run(process.execPath, [CLI, 'push', shape.repo, url, '--json'], { env: { ...env, DVFS_PASSWORD_FILE: join(work, 'pw') }, timeoutMs: TIMEOUT_MS });
       await checkClone(shape, url, env, work);
-      return r.seconds;
+      return r;
     }
     case 'restic': {
       // restic's S3 client (minio-go) signs uploads over plain http as aws-chunked streams, which Swift's s3api
@@ -162,8 +168,7 @@ async function pushWith(tool: Tool, shape: Shape, s: Swift, bucket: string, work
       delete renv['AWS_ACCESS_KEY_ID'];
       delete renv['AWS_SECRET_ACCESS_KEY'];
       await run('restic', ['init'], { env: renv, timeoutMs: 120_000 });
-      const r = await run('restic', ['backup', '--quiet', shape.src], { env: renv, timeoutMs: TIMEOUT_MS });
-      return r.seconds;
+      return await run('restic', ['backup', '--quiet', shape.src], { env: renv, timeoutMs: TIMEOUT_MS });
     }
     case 'rclone': {
       const cenv: NodeJS.ProcessEnv = {
@@ -176,8 +181,7 @@ async function pushWith(tool: Tool, shape: Shape, s: Swift, bucket: string, work
         RCLONE_CONFIG_SWIFT_SECRET_ACCESS_KEY: s.secretAccessKey,
       };
       delete cenv['AWS_CA_BUNDLE']; // rclone's S3 client cannot use a CA bundle on its transport (and needs none on http)
-      const r = await run('rclone', ['copy', join(shape.repo, 'tree'), `swift:${bucket}/tree`, '--transfers', '4', '--s3-no-check-bucket'], { env: cenv, timeoutMs: TIMEOUT_MS });
-      return r.seconds;
+      return await run('rclone', ['copy', join(shape.repo, 'tree'), `swift:${bucket}/tree`, '--transfers', '4', '--s3-no-check-bucket'], { env: cenv, timeoutMs: TIMEOUT_MS });
     }
     case 's3cmd': {
       const cfg = join(work, 's3cmd.cfg');
@@ -186,8 +190,7 @@ async function pushWith(tool: Tool, shape: Shape, s: Swift, bucket: string, work
         `[default]\naccess_key = ${s.accessKeyId}\nsecret_key = ${s.secretAccessKey}\nhost_base = ${host}\nhost_bucket = ${host}\nuse_https = False\nbucket_location = ${s.region}\nsignature_v2 = False\n`,
         { mode: 0o600 },
       );
-      const r = await run('s3cmd', ['-c', cfg, '--no-progress', '--quiet', 'sync', `${join(shape.repo, 'tree')}/`, `s3://${bucket}/tree/`], { env, timeoutMs: TIMEOUT_MS });
-      return r.seconds;
+      return await run('s3cmd', ['-c', cfg, '--no-progress', '--quiet', 'sync', `${join(shape.repo, 'tree')}/`, `s3://${bucket}/tree/`], { env, timeoutMs: TIMEOUT_MS });
     }
   }
 }
@@ -240,6 +243,8 @@ interface Sample {
   run: number;
   tool: Tool | 'ceiling';
   seconds: number;
+  /** CPU seconds of the tool's processes (absent for the ceiling, which runs in this process). */
+  cpuSeconds?: number;
   bytes: number;
 }
 
@@ -289,9 +294,9 @@ async function main(): Promise<void> {
             checkInterrupted();
             const bucket = `bench-${tool}-${r}`;
             await createBucket(s, bucket);
-            const seconds = await pushWith(tool, shape, s, bucket, work);
-            samples.push({ shape: id, run: r, tool, seconds, bytes: shape.bytes });
-            log(`${id} run ${r + 1}/${o.runs}: ${tool} ${seconds.toFixed(2)} s (${(shape.bytes / 2 ** 20 / seconds).toFixed(1)} MiB/s)`);
+            const { seconds, cpuSeconds } = await pushWith(tool, shape, s, bucket, work);
+            samples.push({ shape: id, run: r, tool, seconds, cpuSeconds, bytes: shape.bytes });
+            log(`${id} run ${r + 1}/${o.runs}: ${tool} ${seconds.toFixed(2)} s (${(shape.bytes / 2 ** 20 / seconds).toFixed(1)} MiB/s), CPU ${cpuSeconds.toFixed(2)} s`);
           }
           await createBucket(s, `bench-ceiling-${r}`);
           const c = await ceiling(s, `bench-ceiling-${r}`);
@@ -315,10 +320,11 @@ function report(o: Options, tools: Tool[], samples: Sample[]): void {
   const rows: string[] = [];
   const summary: Record<string, unknown>[] = [];
   let allPass = true;
-  rows.push('| shape | ' + tools.map((t) => `${t} s (MiB/s)`).join(' | ') + ' | ceiling MiB/s | dvfs vs restic | dvfs % of ceiling |');
-  rows.push('|' + ' --- |'.repeat(tools.length + 4));
+  rows.push('| shape | ' + tools.map((t) => `${t} s (MiB/s)`).join(' | ') + ' | ceiling MiB/s | dvfs vs restic | dvfs % of ceiling | ' + tools.map((t) => `${t} CPU s`).join(' | ') + ' |');
+  rows.push('|' + ' --- |'.repeat(2 * tools.length + 4));
   for (const id of o.shapes) {
     const of = (tool: Tool | 'ceiling'): number | null => median(samples.filter((s) => s.shape === id && s.tool === tool).map((s) => s.seconds));
+    const cpuOf = (tool: Tool): number | null => median(samples.filter((s) => s.shape === id && s.tool === tool && s.cpuSeconds !== undefined).map((s) => s.cpuSeconds as number));
     const bytes = samples.find((s) => s.shape === id && s.tool !== 'ceiling')?.bytes ?? 0;
     const mibs = (sec: number | null, b = bytes): number | null => (sec === null ? null : b / 2 ** 20 / sec);
     const ceil = mibs(of('ceiling'), CEILING_BYTES);
@@ -331,16 +337,18 @@ function report(o: Options, tools: Tool[], samples: Sample[]): void {
     rows.push(
       `| ${id} | ` +
         tools.map((t) => (of(t) === null ? '–' : `${(of(t) as number).toFixed(2)} (${(mibs(of(t)) as number).toFixed(0)})`)).join(' | ') +
-        ` | ${ceil?.toFixed(0) ?? '–'} | ${vsRestic === null ? '–' : `${vsRestic.toFixed(2)}× ${vsRestic >= 1.3 ? 'pass' : 'FAIL'}`} | ${ofCeiling === null ? '–' : `${(ofCeiling * 100).toFixed(0)} % ${ofCeiling >= 0.75 ? 'pass' : 'FAIL'}`} |`,
+        ` | ${ceil?.toFixed(0) ?? '–'} | ${vsRestic === null ? '–' : `${vsRestic.toFixed(2)}× ${vsRestic >= 1.3 ? 'pass' : 'FAIL'}`} | ${ofCeiling === null ? '–' : `${(ofCeiling * 100).toFixed(0)} % ${ofCeiling >= 0.75 ? 'pass' : 'FAIL'}`} | ` +
+        tools.map((t) => cpuOf(t)?.toFixed(2) ?? '–').join(' | ') +
+        ' |',
     );
-    summary.push({ shape: id, bytes, seconds: Object.fromEntries(tools.map((t) => [t, of(t)])), ceilingMiBs: ceil, dvfsVsRestic: vsRestic, dvfsOfCeiling: ofCeiling, pass });
+    summary.push({ shape: id, bytes, seconds: Object.fromEntries(tools.map((t) => [t, of(t)])), cpuSeconds: Object.fromEntries(tools.map((t) => [t, cpuOf(t)])), ceilingMiBs: ceil, dvfsVsRestic: vsRestic, dvfsOfCeiling: ofCeiling, pass });
   }
   const host = hostInfo();
   const md = [
     `# Push benchmark, ${date}`,
     '',
     `Host: ${host.cpus} × ${host.cpuModel}, ${host.memGiB} GiB, Node ${host.node}, kernel ${host.kernel}. Local Swift (s3api + tempauth, one replica) on loopback, restarted empty before every run.`,
-    `Median of ${o.runs} run(s), scale ${o.scale}; wall time per tool (MiB/s of plaintext moved). Targets: dvfs ≥ 1.3× restic, ≥ 75 % of the multipart ceiling.`,
+    `Median of ${o.runs} run(s), scale ${o.scale}; wall time per tool (MiB/s of plaintext moved) and the CPU seconds of its processes (the client's share of the 2 cores Swift also runs on). Targets: dvfs ≥ 1.3× restic, ≥ 75 % of the multipart ceiling.`,
     '',
     ...rows,
     '',

@@ -29,6 +29,11 @@ export interface RunResult {
   stderr: string;
   /** Wall time from spawn to exit. */
   seconds: number;
+  /**
+   * user + system CPU seconds of the command and the descendants it waited for (the growth of this process's
+   * children times while it ran: exact when no other child of this process ended meanwhile).
+   */
+  cpuSeconds: number;
 }
 
 export class CommandError extends Error {
@@ -66,6 +71,7 @@ export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunR
   if (aborting && !opts.duringAbort) return Promise.reject(new CommandError('interrupted'));
   return new Promise<RunResult>((resolvePromise, reject) => {
     const started = performance.now();
+    const cpuBefore = childrenCpuSeconds();
     const child = spawn(cmd, args, {
       stdio: ['pipe', opts.stdout === 'ignore' ? 'ignore' : 'pipe', 'pipe'],
       env: opts.env ?? process.env,
@@ -103,7 +109,7 @@ export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunR
       setTimeout(() => {
         child.stdout?.destroy();
         child.stderr?.destroy();
-        const result: RunResult = { code, signal, stdout, stderr, seconds };
+        const result: RunResult = { code, signal, stdout, stderr, seconds, cpuSeconds: childrenCpuSeconds() - cpuBefore };
         if (timedOut) reject(new CommandError(`${describe(cmd, args)}: timed out after ${opts.timeoutMs / 1000} s`, result));
         else if (aborting && !opts.duringAbort) reject(new CommandError('interrupted', result));
         else if (signal !== null) reject(new CommandError(`${describe(cmd, args)}: killed by ${signal}`, result));
@@ -250,14 +256,27 @@ export function fdCount(pid: number): number | null {
 
 /** user + system CPU seconds a process (all its threads) has used, assuming the usual 100 Hz USER_HZ. */
 export function cpuSeconds(pid: number, ticksPerSecond = 100): number | null {
+  const rest = statFields(pid);
+  const utime = Number(rest?.[11]);
+  const stime = Number(rest?.[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
+  return (utime + stime) / ticksPerSecond;
+}
+
+/** user + system CPU seconds of this process's children that have ended and been waited for (cutime + cstime). */
+export function childrenCpuSeconds(ticksPerSecond = 100): number {
+  const rest = statFields('self');
+  const cutime = Number(rest?.[13]);
+  const cstime = Number(rest?.[14]);
+  return Number.isFinite(cutime) && Number.isFinite(cstime) ? (cutime + cstime) / ticksPerSecond : 0;
+}
+
+/** The fields of /proc/PID/stat after the command name (field 3 on), or null when it cannot be read. */
+function statFields(pid: number | 'self'): string[] | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name is in parentheses and may contain spaces: fields count from after the last ')'.
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(rest[11]);
-    const stime = Number(rest[12]);
-    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
-    return (utime + stime) / ticksPerSecond;
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
