@@ -86,6 +86,7 @@ t.test('writes and commit on a full disk', { skip }, async (t) => {
 
       // Fill it through the mount.
       const code = writeThrough(join(m.mnt, 'huge.bin'), randomBytes(24 * MiB));
+      t.comment('fault injected: disk-full during writes through the mount');
       t.equal(code, 'ENOSPC', 'a write past the end of the disk fails with ENOSPC through the mount');
       t.ok(processAlive(m.pid), 'the daemon is alive');
       ok(t, ws.cli(['status', m.mnt, '--json']), 'dvfs status answers');
@@ -96,6 +97,7 @@ t.test('writes and commit on a full disk', { skip }, async (t) => {
       // Whatever is left, fill the rest directly so that commit has no room at all.
       small.fill(join(small.dir, 'filler'));
 
+      t.comment('fault injected: disk-full during commit');
       const c = ws.cli(['commit', repo, '-m', 'on a full disk', '--json']);
       t.ok(processAlive(m.pid), 'the daemon survived a commit on a full disk');
       if (c.status === 0) {
@@ -157,6 +159,7 @@ t.test('clone and pull into a full disk', { skip }, async (t) => {
     const bigRemote = `file://${join(ws.dir, 'bigremote')}`;
     ok(t, ws.cli(['push', bigSrc, bigRemote]), 'push big');
     const target = join(small.dir, 'clone-big');
+    t.comment('fault injected: disk-full during clone');
     const cf = ws.cli(['clone', bigRemote, target]);
     failedCleanly(t, cf, 'clone into a full disk', [target]);
     t.match(cf.stderr, /no space left.*df -h/, 'saying the disk is full and what to do');
@@ -169,6 +172,7 @@ t.test('clone and pull into a full disk', { skip }, async (t) => {
     const head1 = await readHead(clone);
     const v2 = new Map<string, Buffer>([['b/large.bin', randomBytes(4 * MiB)]]);
     await put(v2, 'v2');
+    t.comment('fault injected: disk-full during pull');
     const pf = ws.cli(['pull', clone]);
     failedCleanly(t, pf, 'pull into a full disk', [clone]);
     t.match(pf.stderr, /no space left.*df -h/, 'saying the disk is full and what to do');

@@ -1,4 +1,4 @@
-// kill -9 at random points, over DVFS_FAULT_SEEDS seeds (default 3; DVFS_FAULT_SEED picks the first):
+// kill -9 at random points, over DVFS_FAULT_SEEDS seeds (default 2; DVFS_FAULT_SEED picks the first):
 // - of the mount daemon while a process writes through the mount: `dvfs mount` cleans the stale mount and
 //   mounts again, files written, fsync'ed and closed before the kill read back intact and are committed by
 //   the next commit, committed snapshots restore byte-identical;
@@ -20,7 +20,7 @@ import { adoptMount, fuseAvailable, initRepo, mountCli, mountDvfs, processAlive,
 import { rng, type Rng } from '../helpers/rng.js';
 import { faultSeeds, runDvfs, sameTree, type RunResult } from './fault-cli.js';
 
-const seeds = faultSeeds(3);
+const seeds = faultSeeds(2);
 const COMMIT_FAILPOINTS = ['commit:after-apply', 'commit:after-snapshot', 'commit:after-index', 'commit:after-head'] as const;
 const fuseSkip = fuseAvailable();
 

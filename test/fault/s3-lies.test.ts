@@ -196,5 +196,6 @@ t.test('garbage and cut-off listings', async (t) => {
       await noStagingLeft(c, target);
     }
   }
+  t.comment(`requests ${server.requests}, lies ${JSON.stringify(server.injected)}`);
   t.ok(server.injected.garbageXml > 0, `garbage listings were sent (${server.injected.garbageXml}; cut-off ${server.injected.truncated})`);
 });
