@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import type { Repository } from '../repo/repository.js';
 import { ContentHasher } from '../store/content-hash.js';
 import { readHead } from '../store/refs.js';
+import { explainNoSpace } from '../util/no-space.js';
 import { commitJournal, type CommitRequest, type LiveMount } from '../versioning/commit.js';
 import { openVersioning, type Versioning } from '../versioning/context.js';
 import type { CryptoTree } from '../vfs/crypto-tree.js';
@@ -118,7 +119,11 @@ export class MountVersioning {
         await this.saveInfo();
       }
     };
-    const p = this.commits.then(run, run);
+    const explained = (): Promise<Record<string, unknown>> =>
+      run().catch((e: unknown) => {
+        throw explainNoSpace(e, this.v.repo.root, 'commit');
+      });
+    const p = this.commits.then(explained, explained);
     this.commits = p.catch(() => undefined);
     return p;
   }

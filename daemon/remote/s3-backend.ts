@@ -79,7 +79,7 @@ export interface S3BackendOptions {
   partRetry?: RetryPolicy;
   /** Connection set-up timeout (default 10 s). */
   connectTimeoutMs?: number;
-  /** Idle socket timeout (default 120 s). */
+  /** Idle socket timeout (default: the URL's timeout=, else 120 s). */
   socketTimeoutMs?: number;
   /** Content-MD5 on uploads (default: needsContentMd5(endpoint)). */
   contentMd5?: boolean;
@@ -150,7 +150,7 @@ export class S3Backend implements Backend {
       maxAttempts: 1,
       requestHandler: options.requestHandler ?? {
         connectionTimeout: options.connectTimeoutMs ?? 10_000,
-        socketTimeout: options.socketTimeoutMs ?? 120_000,
+        socketTimeout: options.socketTimeoutMs ?? (url.timeout ?? 120) * 1000,
         httpAgent: agent,
         httpsAgent: agent,
       },

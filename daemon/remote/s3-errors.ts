@@ -8,6 +8,7 @@
  *   Throttling*, InternalError, ServiceUnavailable; $retryable -> TransientError
  *   connection errors: ECONNRESET, ECONNREFUSED, ETIMEDOUT, EPIPE, EAI_AGAIN, socket hang up, TimeoutError …
  *                                                            -> TransientError
+ *   a 2xx answer whose XML does not parse (cut off, garbage)  -> TransientError (message on one line)
  *   403 (AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId …), other 4xx, 501, ENOTFOUND (DNS),
  *   anything unknown                                         -> PermanentError
  */
@@ -107,7 +108,13 @@ export function mapS3Error(e: unknown, ctx: S3ErrorContext): BackendError {
   const s = shape(e);
   const status = httpStatusOf(e);
   const name = str(s.name) ?? str(s.code) ?? 'Error';
-  const message = str(s.message) ?? String(e);
+  // The SDK's deserialization failures span lines and point at a field of the error object: one line, plainly.
+  const raw = str(s.message) ?? String(e);
+  const garbled = /Deserialization error/i.test(raw) || (status !== undefined && status >= 200 && status < 300);
+  const message = raw
+    .replace(/\s*Deserialization error: to see the raw response[^]*$/i, ' (the answer is not valid S3 XML)')
+    .replace(/\s+/g, ' ')
+    .trim();
   const where = `${ctx.op} ${ctx.location}${ctx.key === undefined ? '' : `/${ctx.key}`}`;
   const text = `${where}: ${status === undefined ? '' : `${status} `}${name}${message === name ? '' : `: ${message}`}`;
   const opts: BackendErrorOptions = { cause: e, ...(ctx.key === undefined ? {} : { key: ctx.key }), ...(status === undefined ? {} : { status }) };
@@ -119,7 +126,8 @@ export function mapS3Error(e: unknown, ctx: S3ErrorContext): BackendError {
     return new PermanentError(text, { ...opts, code: 'E_PASSWORD', hint: 'check the S3 credentials and region (on Swift the region must equal s3api location)' });
   }
   if (name === 'RequestTimeTooSkewed') return new PermanentError(text, { ...opts, hint: "the local clock is off; fix it (NTP)" });
-  if (TRANSIENT_NAMES.has(name) || s.$retryable !== undefined) return new TransientError(text, opts);
+  // A success status whose body does not parse (cut off, garbage): a proxy or server hiccup, worth retrying.
+  if (TRANSIENT_NAMES.has(name) || s.$retryable !== undefined || garbled) return new TransientError(text, opts);
   if (status !== undefined) {
     if (status === 408 || status === 429 || (status >= 500 && status !== 501)) return new TransientError(text, opts);
     return new PermanentError(text, opts);

@@ -14,11 +14,13 @@ import { DIRIV_BYTES, DIRIV_FILE } from '../native/names.js';
 import { deriveRemoteKeys, wipeRemoteKeys } from '../remote/keys.js';
 import { openBackend } from '../remote/open-backend.js';
 import { RemoteRepository } from '../remote/repository.js';
+import { RemoteIntegrityError } from '../remote/layout.js';
 import { getVolumeConfig, verifyVolumeConfig } from '../remote/volume.js';
 import { META_DIR, META_FILE, readDvfsRepository, REPO_FORMAT, TREE_DIR, type RepoMeta } from '../repo/layout.js';
 import { openTree, type Credential } from '../repo/open-tree.js';
 import { pullKeyring } from '../keys/remote-epochs.js';
 import { writeFileAtomic } from '../store/durable.js';
+import { explainNoSpace } from '../util/no-space.js';
 import type { ObjectId } from '../store/object-id.js';
 import { writeHead } from '../store/refs.js';
 import { openVersioning, type Versioning } from '../versioning/context.js';
@@ -64,7 +66,11 @@ export async function clone(url: string, dir: string, password: Buffer | Credent
     await writeFile(join(staging, META_DIR, META_FILE), JSON.stringify(meta, null, 2) + '\n', { mode: 0o644 });
     const repo = await readDvfsRepository(staging);
     if (!repo) throw new DvfsError('E_IO', 'the staged repository metadata vanished', { path: staging });
-    const opened = await openTree(repo, password, logger);
+    const opened = await openTree(repo, password, logger).catch((e: unknown) => {
+      // The config came from the remote: a damaged copy (or a response mangled on the way) names the remote.
+      if (e instanceof DvfsError && e.code === 'E_CONFIG') throw new RemoteIntegrityError(backend.location, `keys/${volume.fileName.replace(/^\./, '')}`, `the volume config does not parse (${e.message})`);
+      throw e;
+    });
     v = openVersioning(repo, opened);
     const keys = deriveRemoteKeys(v.keys);
     try {
@@ -90,7 +96,7 @@ export async function clone(url: string, dir: string, password: Buffer | Credent
     }
   } catch (e) {
     await rm(staging, { recursive: true, force: true });
-    throw e;
+    throw explainNoSpace(e, root, 'clone');
   } finally {
     v?.close();
     await backend.close();

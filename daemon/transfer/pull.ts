@@ -10,6 +10,7 @@ import type { ObjectId } from '../store/object-id.js';
 import { readHead, writeHead } from '../store/refs.js';
 import type { Versioning } from '../versioning/context.js';
 import { restoreToTree } from '../versioning/restore.js';
+import { explainNoSpace } from '../util/no-space.js';
 import { fetchHistory } from './clone.js';
 import type { FetchProgress } from './fetch.js';
 
@@ -37,13 +38,17 @@ export async function pull(v: Versioning, url: string, onProgress?: (p: FetchPro
       if (local === ref.snapshot) {
         return { remote: remote.location, from: local, to: local, upToDate: true, manifests: 0, objects: 0, files: 0, removed: 0, seconds: (performance.now() - started) / 1000 };
       }
-      const counts = await fetchHistory(v, remote, ref.snapshot, onProgress);
+      const counts = await fetchHistory(v, remote, ref.snapshot, onProgress).catch((e: unknown) => {
+        throw explainNoSpace(e, v.repo.root, 'pull');
+      });
       if (local !== null && !(await descendsFrom(v, ref.snapshot, local))) {
         throw new DvfsError('E_CONFLICT', `local snapshot ${local.slice(0, 12)} is not in the remote's history: the histories diverged`, {
           hint: 'push your snapshots first if they should win, or clone the remote afresh',
         });
       }
-      const placed = await restoreToTree(v, v.tree, ref.snapshot, []);
+      const placed = await restoreToTree(v, v.tree, ref.snapshot, []).catch((e: unknown) => {
+        throw explainNoSpace(e, v.repo.root, 'pull');
+      });
       await writeHead(v.repo.root, ref.snapshot);
       return { remote: remote.location, from: local, to: ref.snapshot, upToDate: false, ...counts, files: placed.files, removed: placed.removed, seconds: (performance.now() - started) / 1000 };
     } finally {

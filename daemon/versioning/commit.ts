@@ -26,6 +26,7 @@ import { bringIndexToHead } from './index-recovery.js';
 import { rescanChanges } from './rescan.js';
 import { SnapshotReader } from './snapshot-walk.js';
 import { buildTrees } from './tree-builder.js';
+import { explainNoSpace } from '../util/no-space.js';
 import { failpoint } from './failpoint.js';
 
 export interface CommitRequest {
@@ -183,6 +184,8 @@ async function locked(v: Versioning, request: CommitRequest, body: (index: RepoI
     try {
       const head = await bringIndexToHead(v, index, request.log);
       return await body(index, head);
+    } catch (e) {
+      throw explainNoSpace(e, v.repo.root, 'commit');
     } finally {
       await index.close();
     }
