@@ -7,7 +7,9 @@ import { open, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DONE_FILE, payloadChunks, payloadPath, type StageSpec } from './payload.js';
 
-export class PayloadMismatch extends Error {}
+export class PayloadMismatch extends Error {
+  override name = 'PayloadMismatch';
+}
 
 async function sameBytes(path: string, spec: StageSpec, rank: number, file: number): Promise<string | null> {
   let fh;

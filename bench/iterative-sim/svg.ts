@@ -4,7 +4,7 @@
  * published benchmark's figure.
  */
 import type { VariantId } from './options.js';
-import { humanSize, type ShapeSummary, type Step } from './summary.js';
+import type { ShapeSummary, Step } from './summary.js';
 
 const W = 760;
 const H = 460;
@@ -30,7 +30,7 @@ function logScale(values: number[], from: number, to: number): Scale {
 }
 
 function decadeLabel(exp: number, unit: 'bytes' | 'mbps'): string {
-  if (unit === 'bytes') return humanSize(10 ** exp).replace('.0 ', ' ');
+  if (unit === 'bytes') return `${10 ** (exp % 3)} ${['B', 'kB', 'MB', 'GB', 'TB'][Math.floor(exp / 3)] ?? `e${exp}`}`;
   return exp >= 0 ? String(10 ** exp) : (10 ** exp).toFixed(-exp);
 }
 
