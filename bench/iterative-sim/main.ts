@@ -9,7 +9,7 @@
  * check()); any failure prints FAILED, writes no figures and exits 1. Exit 2: SLURM, Swift or a tool is
  * missing (the message names the Debian packages).
  */
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ import { DvfsPipeline } from './dvfs-pipeline.js';
 import { parseOptions, shapeOf, type Options, type Shape, type VariantId } from './options.js';
 import type { StageSpec } from './payload.js';
 import { podmanImage, type PodmanStageImage } from './podman-image.js';
-import { writeResult, type Result } from './report.js';
+import { writeResult, type Result, type Written } from './report.js';
 import { createBucket, startServices, whyUnavailable, type Services } from './services.js';
 import { summarize, targets } from './summary.js';
 import type { Pipeline, VariantRun } from './variant.js';
@@ -92,6 +92,31 @@ async function main(): Promise<void> {
   const services = await startServices(log);
   const runs: VariantRun[] = [];
   const checks: string[] = [];
+  const done: Shape[] = [];
+  // The figures are written after every shape (marked partial until the last), so a long run stopped
+  // midway keeps what it measured; a failed check stops before anything more is written.
+  const save = (): Written => {
+    const summary = summarize(
+      runs,
+      done.map((s) => ({ id: s.id, fileSize: s.fileSize })),
+    );
+    const result: Result = {
+      benchmark: 'iterative-sim',
+      date: new Date().toISOString().slice(0, 10),
+      host: hostInfo(),
+      complete: done.length === shapes.length,
+      loadAverage: { start: loadStart, end: loadavg() },
+      options: { shapes: o.shapes, variants: o.variants, size: o.size, ranks: o.ranks, runs: o.runs, stages: o.stages, filesPerRank: o.filesPerRank, engine: o.engine, seed: o.seed },
+      payloadSource: PAYLOAD_SOURCE,
+      shapes: done,
+      runs,
+      summary,
+      targets: targets(summary),
+      selfCheck: { passed: true, checks },
+    };
+    return writeResult(result, o.results);
+  };
+  let written: Written | null = null;
   try {
     const podman = o.engine === 'podman' ? await podmanImage(join(work, 'image'), log) : null;
     const ctx: RunContext = { o, work, services, passwordFile, podman };
@@ -105,6 +130,9 @@ async function main(): Promise<void> {
           runs.push(await oneRun(ctx, shape, run, variant, checks));
         }
       }
+      done.push(shape);
+      written = save();
+      log(`results so far (${done.length}/${shapes.length} shapes): ${written.md}`);
     }
   } catch (e) {
     loud(`FAILED: ${(e as Error).message}`);
@@ -113,27 +141,9 @@ async function main(): Promise<void> {
     await services.stop();
     await rm(work, { recursive: true, force: true }).catch(() => undefined);
   }
-  const summary = summarize(
-    runs,
-    shapes.map((s) => ({ id: s.id, fileSize: s.fileSize })),
-  );
-  const result: Result = {
-    benchmark: 'iterative-sim',
-    date: new Date().toISOString().slice(0, 10),
-    host: hostInfo(),
-    loadAverage: { start: loadStart, end: loadavg() },
-    options: { shapes: o.shapes, variants: o.variants, size: o.size, ranks: o.ranks, runs: o.runs, stages: o.stages, filesPerRank: o.filesPerRank, engine: o.engine, seed: o.seed },
-    payloadSource: PAYLOAD_SOURCE,
-    shapes,
-    runs,
-    summary,
-    targets: targets(summary),
-    selfCheck: { passed: true, checks },
-  };
-  const written = writeResult(result, o.results);
-  log(`results: ${written.json}, ${written.md}, ${written.svg}`);
-  if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-  else process.stdout.write((await import('node:fs')).readFileSync(written.md, 'utf8'));
+  const final = written ?? save();
+  log(`results: ${final.json}, ${final.md}, ${final.svg}`);
+  process.stdout.write(readFileSync(o.json ? final.json : final.md, 'utf8'));
 }
 
 runMain({ name: 'iterative-sim benchmark', log, stopping: 'stopping SLURM and Swift, removing the work directory', removeDir: (dir) => rm(dir, { recursive: true, force: true }) }, main);

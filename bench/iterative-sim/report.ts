@@ -20,6 +20,8 @@ export interface Result {
   benchmark: 'iterative-sim';
   date: string;
   host: HostInfo;
+  /** False while shapes are still to come (the file is rewritten after every shape). */
+  complete: boolean;
   /** os.loadavg() when the benchmark started and ended (the machine may be shared). */
   loadAverage: { start: number[]; end: number[] };
   options: Omit<Options, 'json' | 'results' | 'dir'>;
@@ -64,6 +66,7 @@ export function markdown(r: Result, svgName: string): string {
   return [
     `# iterative_sim benchmark, ${r.date} (${r.host.hostname})`,
     '',
+    ...(r.complete ? [] : [`**Partial**: ${r.shapes.length} of ${r.options.shapes.length} shapes measured (${r.options.shapes.join(', ')} asked for); the run was stopped or is still going.`, '']),
     `Host: ${r.host.cpus} × ${r.host.cpuModel}, ${r.host.memGiB} GiB, Node ${r.host.node}, kernel ${r.host.kernel}. ` +
       `Load average (1/5/15 min) at start ${load(r.loadAverage.start)}, at end ${load(r.loadAverage.end)}.`,
     '',
