@@ -146,4 +146,4 @@ async function main(): Promise<void> {
   process.stdout.write(readFileSync(o.json ? final.json : final.md, 'utf8'));
 }
 
-runMain({ name: 'iterative-sim benchmark', log, stopping: 'stopping SLURM and Swift, removing the work directory', removeDir: (dir) => rm(dir, { recursive: true, force: true }) }, main);
+runMain({ name: 'iterative-sim benchmark', log, stopping: 'removing the work directory (SLURM and Swift stop with this process: their watchdogs)', removeDir: (dir) => rm(dir, { recursive: true, force: true }) }, main);
