@@ -21,6 +21,9 @@ SYSTEM_PACKAGES+=" slurm-wlm munge"
 # bubblewrap, and busybox-static for the locally built images (no registry; the SLURM container-stage
 # test uses them too).
 SYSTEM_PACKAGES+=" podman runc docker.io bubblewrap busybox-static"
+# The iterative-sim benchmark's smoke test (test/bench): its plain and stock-EncFS peers version with
+# git-annex and push to an S3 special remote on the local Swift.
+SYSTEM_PACKAGES+=" git git-annex"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -39,6 +42,8 @@ declare -A PACKAGE_COMMAND=(
   [docker.io]=dockerd
   [bubblewrap]=bwrap
   [busybox-static]=busybox
+  [git]=git
+  [git-annex]=git-annex
 )
 
 say() { printf 'setup: %s\n' "$*"; }
