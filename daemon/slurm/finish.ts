@@ -55,12 +55,16 @@ export function arrayTaskCount(spec: string): number | null {
   return n;
 }
 
+/** Whether every task of the entry has recorded its end (then SLURM's queue has nothing to add). */
+export function allTasksEnded(entry: JobEntry, runs: readonly RunRecord[]): boolean {
+  const expected = entry.array === null ? 1 : arrayTaskCount(entry.array);
+  return expected !== null && runs.filter((r) => r.state === 'ended').length >= expected;
+}
+
 /** Why the entry's stage has not ended yet, or null when finish may handle it. */
 export function pendingReason(entry: JobEntry, runs: readonly RunRecord[], queue: readonly QueuedJob[]): string | null {
   if (entry.jobId === null) return 'still being submitted';
-  const expected = entry.array === null ? 1 : arrayTaskCount(entry.array);
-  const ended = runs.filter((r) => r.state === 'ended').length;
-  if (expected !== null && ended >= expected) return null;
+  if (allTasksEnded(entry, runs)) return null;
   // Still queued or running (COMPLETING is the epilog of an ended job: not pending).
   const live = queue.filter((q) => (q.jobId === entry.jobId || q.id.startsWith(`${entry.jobId}_`)) && q.state !== 'COMPLETING');
   if (live.length > 0) return `job ${entry.jobId} is ${live[0]?.state.toLowerCase()}`;
@@ -89,7 +93,8 @@ function taskState(run: RunRecord | undefined, slurm: ControlJob | undefined, ca
   }
   if (run.exitCode === 0 && run.error === null) return 'completed';
   if (run.signal !== null) {
-    if (slurmState === 'timeout') return 'timeout';
+    // Stopped by a signal: SLURM knows why (time limit, node failure, scancel); a plain failure otherwise.
+    if (slurmState === 'timeout' || slurmState === 'node_fail') return slurmState;
     if (cancelRequested || slurmState === 'cancelled') return 'cancelled';
   }
   return 'failed';
@@ -258,8 +263,8 @@ export async function finishJobs(repoRoot: string, options: FinishOptions): Prom
     const { entryNotFound } = await import('./registry.js');
     throw entryNotFound(repoRoot, options.entry);
   }
-  const open = entries.filter((e) => e.result === null);
-  const queue = open.length > 0 ? await queuedJobs() : [];
+  // SLURM's queue, asked once and only when a job's own records cannot tell that it has ended
+  let queue: QueuedJob[] | null = null;
   const outcomes: FinishOutcome[] = [];
   for (const entry of entries) {
     if (entry.result !== null) {
@@ -267,7 +272,7 @@ export async function finishJobs(repoRoot: string, options: FinishOptions): Prom
       continue;
     }
     const runs = await listRuns(repoRoot, entry.entry);
-    const why = pendingReason(entry, runs, queue);
+    const why = pendingReason(entry, runs, allTasksEnded(entry, runs) ? [] : (queue ??= await queuedJobs()));
     if (why !== null) {
       outcomes.push({ entry, status: 'pending', why });
       continue;
