@@ -27,7 +27,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -193,6 +193,8 @@ interface BurstResult {
   completed: number;
   snapshots: number;
   linear: boolean;
+  /** Jobs that did not complete: their status row and the finalize job's output. */
+  problems: string[];
 }
 
 async function burst(env: Env, repo: string, n: number): Promise<BurstResult> {
@@ -212,23 +214,34 @@ async function burst(env: Env, repo: string, n: number): Promise<BurstResult> {
   log(`burst: ${n} submitted in ${submitSeconds.toFixed(2)} s; waiting for the commits`);
   await gone(env, ids);
   const wallToLastCommit = (performance.now() - t0) / 1000;
-  const status = JSON.parse(await dvfs(env, ['slurm', 'status', repo, '--json'])) as { jobs: { state: string }[] };
+  const status = JSON.parse(await dvfs(env, ['slurm', 'status', repo, '--json'])) as { jobs: { state: string; finalizeJobId: string | null }[] };
+  const problems = status.jobs
+    .filter((j) => j.state !== 'completed')
+    .map((j) => {
+      let out = '(no finalize output)';
+      try {
+        out = readFileSync(join(repo, '.dvfs', 'slurm', 'logs', `finish-${j.finalizeJobId ?? ''}.out`), 'utf8');
+      } catch {
+        // the finalize job never ran
+      }
+      return `${JSON.stringify(j)}\n${out}`;
+    });
   const history = JSON.parse(await dvfs(env, ['log', repo, '--json'])) as { snapshots: { id: string; parents: string[] }[] };
   const snaps = history.snapshots;
   const linear = snaps.every((s, i) => (i === snaps.length - 1 ? s.parents.length === 0 : s.parents.length === 1 && s.parents[0] === snaps[i + 1]?.id));
-  return { jobs: n, submitSeconds, wallToLastCommit, completed: status.jobs.filter((j) => j.state === 'completed').length, snapshots: snaps.length, linear };
+  return { jobs: n, submitSeconds, wallToLastCommit, completed: status.jobs.filter((j) => j.state === 'completed').length, snapshots: snaps.length, linear, problems };
 }
 
 function fmt(x: number | null): string {
   return x === null || Number.isNaN(x) ? '-' : x.toFixed(3);
 }
 
-function markdown(report: { date: string; host: ReturnType<typeof hostInfo>; samples: Sample[]; medians: Record<keyof Sample | 'overhead' | 'ownWork' | 'ownCpu', number | null>; burst: BurstResult; targetMet: boolean }): string {
+function markdown(report: { date: string; host: ReturnType<typeof hostInfo>; load: number[]; samples: Sample[]; medians: Record<keyof Sample | 'overhead' | 'ownWork' | 'ownCpu', number | null>; burst: BurstResult; targetMet: boolean }): string {
   const m = report.medians;
   return [
     `# SLURM benchmark (${report.date})`,
     '',
-    `Host: ${report.host.hostname}, ${report.host.cpus} CPUs (${report.host.cpuModel}), kernel ${report.host.kernel}, node ${report.host.node}. Single-node slurm-wlm 22.05 cluster from test/fixtures/slurm/cluster.sh (${opts.cpus} CPUs declared, batch_sched_delay=0: slurmctld schedules on a 1 s tick).`,
+    `Host: ${report.host.hostname}, ${report.host.cpus} CPUs (${report.host.cpuModel}), kernel ${report.host.kernel}, node ${report.host.node}. Single-node slurm-wlm 22.05 cluster from test/fixtures/slurm/cluster.sh (${opts.cpus} CPUs declared, batch_sched_delay=0: slurmctld schedules on a 1 s tick). Load average (1 min) sampled before each job: ${Math.min(...report.load).toFixed(1)} to ${Math.max(...report.load).toFixed(1)} — wall times grow with it, CPU times hardly.`,
     '',
     `## Per job: median of ${report.samples.length} (seconds)`,
     '',
@@ -249,6 +262,7 @@ function markdown(report: { date: string; host: ReturnType<typeof hostInfo>; sam
     '',
     `Submitted in ${report.burst.submitSeconds.toFixed(2)} s; last commit after ${report.burst.wallToLastCommit.toFixed(2)} s; ${report.burst.completed}/${report.burst.jobs} completed, ${report.burst.snapshots} snapshots, history ${report.burst.linear ? 'linear' : 'NOT linear'}.`,
     '',
+    ...(report.burst.problems.length === 0 ? [] : ['Jobs that did not complete (status row, finalize output):', '', '```', ...report.burst.problems, '```', '']),
   ].join('\n');
 }
 
@@ -268,7 +282,9 @@ async function main(): Promise<void> {
     await gone(env, [warm]);
     const repo = await newRepo(env, 'repo');
     const samples: Sample[] = [];
+    const load: number[] = [];
     for (let i = 0; i < jobs; i++) {
+      load.push(loadavg()[0] ?? 0);
       const s = await onePair(env, repo);
       samples.push(s);
       log(`job ${i + 1}/${jobs}: bare ${s.bare.toFixed(2)} s, dvfs ${s.dvfs.toFixed(2)} s (submit +${s.submit.toFixed(3)}, in-job ${s.inJob.toFixed(3)}, finalize ${s.finalize.toFixed(3)}; CPU ${(s.submitCpu + s.inJobCpu + s.finalizeCpu).toFixed(2)} s)`);
@@ -292,7 +308,7 @@ async function main(): Promise<void> {
     log(`burst of ${n}`);
     const b = await burst(env, await newRepo(env, 'burst'), n);
     const date = new Date().toISOString().slice(0, 10);
-    const report = { date, host: hostInfo(), samples, medians, burst: b, targetMet: ownWork !== null && ownWork < 0.3 };
+    const report = { date, host: hostInfo(), load, samples, medians, burst: b, targetMet: ownWork !== null && ownWork < 0.3 };
     const md = markdown(report);
     if (!opts['no-save']) {
       const dir = join(ROOT, 'bench', 'results');
@@ -301,7 +317,7 @@ async function main(): Promise<void> {
       writeFileSync(opts.md ?? join(dir, `slurm-${date}.md`), md);
     }
     process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : md);
-    if (b.completed !== n || b.snapshots !== n || !b.linear) loud(`burst: ${b.completed}/${n} completed, ${b.snapshots} snapshots, linear ${b.linear}`);
+    if (b.completed !== n || b.snapshots !== n || !b.linear) loud(`burst: ${b.completed}/${n} completed, ${b.snapshots} snapshots, linear ${b.linear}\n${b.problems.join('\n')}`);
   } finally {
     stopCluster(env);
   }

@@ -41,6 +41,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'message', short: 'm', type: 'string', value: 'MSG', description: 'snapshot message (default: stage, job id and state)' },
   { name: 'force', type: 'boolean', description: 'submit even when the outputs overlap those of a queued or running job' },
   { name: 'entry', type: 'string', value: 'E', description: 'the registry entry (what the batch scripts pass)' },
+  { name: 'stage-job', type: 'string', value: 'ID', description: 'finish: the entry\'s stage job id (what the finalize job passes, in case the submit has not recorded it yet)' },
 ];
 
 type UnlockFiles = Pick<JobEntry, 'passwordFile' | 'identityFile'>;
@@ -202,7 +203,7 @@ async function status(ctx: CommandContext, repoRoot: string): Promise<number> {
   if (rows.length === 0) ctx.out.write('no SLURM jobs recorded for this repository\n');
   for (const r of rows) {
     ctx.out.write(
-      `${(r.jobId ?? '-').padEnd(8)} ${r.stage.padEnd(16)} ${r.state.padEnd(12)} exit ${r.exitCode ?? '-'}  snapshot ${r.snapshot?.slice(0, 12) ?? '-'}  (finalize ${r.finalizeJobId ?? '-'}, entry ${r.entry})\n`,
+      `${(r.jobId ?? '-').padEnd(8)} ${(r.input === null ? r.stage : `${r.stage} ${r.input}`).padEnd(16)} ${r.state.padEnd(12)} exit ${r.exitCode ?? '-'}  snapshot ${r.snapshot?.slice(0, 12) ?? '-'}  (finalize ${r.finalizeJobId ?? '-'}, entry ${r.entry})\n`,
     );
   }
   return 0;
@@ -224,9 +225,11 @@ async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
   const started = performance.now();
   const { finishJobs } = await import('../../daemon/slurm/finish.js');
   const { readEntry, listEntries } = await import('../../daemon/slurm/registry.js');
+  const stageJobId = optionString(ctx.args, 'stage-job');
   const outcomes = await finishJobs(repoRoot, {
     by: 'finish',
     ...(only === undefined ? {} : { entry: only }),
+    ...(stageJobId === undefined ? {} : { stageJobId }),
     note: (m) => ctx.note(m),
     openStore: async () => {
       const entry = only !== undefined ? await readEntry(repoRoot, only) : (await listEntries(repoRoot)).at(-1);

@@ -28,6 +28,11 @@ const COMMIT_LOCK_WAIT_MS = 30 * 60_000;
 export interface FinishOptions {
   /** Only this entry (the finalize job and the epilog name theirs). */
   entry?: string;
+  /**
+   * The entry's stage job id, as the finalize job knows it from its script: on a busy machine the stage job
+   * can end and its finalize job start before the submit has recorded the ids in the entry.
+   */
+  stageJobId?: string;
   /** Who finishes: 'finish' or 'epilog' (recorded in the result). */
   by: string;
   /** Opens the repository's store (with the password) when there is something to commit. */
@@ -158,14 +163,14 @@ async function releaseStageMountpoint(repoRoot: string, mountpoint: string): Pro
   await removeStageDir(dirname(mountpoint));
 }
 
-async function claim(repoRoot: string, entryName: string): Promise<JobEntry | null> {
+async function claim(repoRoot: string, entryName: string, stageJobId: string | null): Promise<JobEntry | null> {
   let mine = false;
   const entry = await updateEntry(repoRoot, entryName, 'finish', (e) => {
     if (e.result !== null) return null;
     if (e.claim !== null && e.claim.host === hostname() && e.claim.pid !== process.pid && processAlive(e.claim.pid)) return null;
     if (e.claim !== null && e.claim.host !== hostname()) return null; // cannot tell if it is alive: leave it
     mine = true;
-    return { ...e, claim: { pid: process.pid, host: hostname(), at: new Date().toISOString() } };
+    return { ...e, jobId: e.jobId ?? stageJobId, claim: { pid: process.pid, host: hostname(), at: new Date().toISOString() } };
   });
   return mine ? entry : null;
 }
@@ -266,7 +271,8 @@ export async function finishJobs(repoRoot: string, options: FinishOptions): Prom
   // SLURM's queue, asked once and only when a job's own records cannot tell that it has ended
   let queue: QueuedJob[] | null = null;
   const outcomes: FinishOutcome[] = [];
-  for (const entry of entries) {
+  for (const recorded of entries) {
+    const entry = recorded.jobId === null && options.stageJobId !== undefined && recorded.entry === options.entry ? { ...recorded, jobId: options.stageJobId } : recorded;
     if (entry.result !== null) {
       if (options.entry !== undefined) outcomes.push({ entry, status: 'already', result: entry.result });
       continue;
@@ -277,7 +283,7 @@ export async function finishJobs(repoRoot: string, options: FinishOptions): Prom
       outcomes.push({ entry, status: 'pending', why });
       continue;
     }
-    const claimed = await claim(repoRoot, entry.entry);
+    const claimed = await claim(repoRoot, entry.entry, entry.jobId);
     if (claimed === null) {
       const now = await readEntry(repoRoot, entry.entry);
       if (now?.result) outcomes.push({ entry: now, status: 'already', result: now.result });

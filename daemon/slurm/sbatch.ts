@@ -94,6 +94,6 @@ export function finalizeJob(entry: JobEntry, resources: SlurmResources, stageJob
   if (resources.partition !== undefined) args.push(`--partition=${resources.partition}`);
   return {
     args,
-    script: script(`dvfs finalize job of ${entry.stage}`, [process.execPath, DVFS_CLI, 'slurm', 'finish', entry.repo, '--entry', entry.entry, ...unlockArgs(entry)]),
+    script: script(`dvfs finalize job of ${entry.stage}`, [process.execPath, DVFS_CLI, 'slurm', 'finish', entry.repo, '--entry', entry.entry, '--stage-job', stageJobId, ...unlockArgs(entry)]),
   };
 }

@@ -106,6 +106,7 @@ t.test('sbatch arguments and scripts', async (t) => {
   const f = finalizeJob(entry(), { partition: 'gpu' }, '41');
   t.ok(f.args.includes('--dependency=afterany:41'), 'the finalize job runs whatever happens to the stage');
   t.ok(f.args.includes('--partition=gpu'));
+  t.match(f.script, / --stage-job 41 /, 'the finalize job knows its stage job even before the submit has recorded it');
   t.match(f.script, /'--password-file' '\/home\/u\/\.pw'|--password-file \/home\/u\/\.pw/, 'the finalize job unlocks with the password file');
   const byIdentity = finalizeJob(entry({ passwordFile: null, identityFile: '/home/u/.config/dvfs/identity' }), {}, '41');
   t.match(byIdentity.script, /--identity'? '?\/home\/u\/\.config\/dvfs\/identity/, 'or with the identity file');
