@@ -29,7 +29,7 @@ const OPTIONS: OptionSpec[] = [
   PASSWORD_OPTION,
   CODEC_OPTION,
   ...RUN_OPTIONS.filter((o) => o.name !== PASSWORD_OPTION.name && o.name !== CODEC_OPTION.name && o.name !== 'message'),
-  { name: 'glob', type: 'string', value: 'PAT', description: 'as dvfs run --glob: one run per committed match without a committed result, in this job' },
+  { name: 'glob', type: 'string', value: 'PAT', description: 'one stage job per path of HEAD the pattern matches that has no committed result yet ({input} is the match)' },
   { name: 'stage', type: 'string', value: 'NAME', description: 'stage name (default: the profile, else the command name)' },
   { name: 'after', type: 'string', value: 'JOB|STAGE', repeatable: true, description: 'run after this job or stage has completed and been committed (afterok)' },
   { name: 'array', type: 'string', value: 'SPEC', description: 'array job (sbatch --array); one session per task, committed together' },
@@ -41,6 +41,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'message', short: 'm', type: 'string', value: 'MSG', description: 'snapshot message (default: stage, job id and state)' },
   { name: 'force', type: 'boolean', description: 'submit even when the outputs overlap those of a queued or running job' },
   { name: 'entry', type: 'string', value: 'E', description: 'the registry entry (what the batch scripts pass)' },
+  { name: 'stage-job', type: 'string', value: 'ID', description: 'finish: the entry\'s stage job id (what the finalize job passes, in case the submit has not recorded it yet)' },
 ];
 
 type UnlockFiles = Pick<JobEntry, 'passwordFile' | 'identityFile'>;
@@ -88,9 +89,11 @@ async function submit(ctx: CommandContext, repoRoot: string): Promise<number> {
   if (command.length === 0) throw new DvfsError('E_USAGE', 'no stage command given', { hint: 'put it after --: dvfs slurm submit REPO -- CMD [ARGS...]' });
   const files = await unlockFilesOf(ctx);
   if (files === null) throw new DvfsError('E_USAGE', 'no password given, and no identity', { hint: NO_UNLOCK_HINT });
-  wipeCredential(await requireCredential(argsWith(ctx, files), (m) => ctx.note(m))); // fail now, not on the node
-  const { submitStage } = await import('../../daemon/slurm/submit.js');
-  const s = await submitStage({
+  const credential = await requireCredential(argsWith(ctx, files), (m) => ctx.note(m)); // fail now, not on the node
+  const glob = optionString(ctx.args, 'glob');
+  if (glob === undefined) wipeCredential(credential);
+  const { submitStage, submitFanout } = await import('../../daemon/slurm/submit.js');
+  const req = {
     repo: repoRoot,
     stage: optionString(ctx.args, 'stage') ?? null,
     command,
@@ -99,14 +102,31 @@ async function submit(ctx: CommandContext, repoRoot: string): Promise<number> {
     profile: optionString(ctx.args, 'profile') ?? null,
     engine: (optionString(ctx.args, 'engine') ?? null) as EngineName | null,
     image: optionString(ctx.args, 'image') ?? null,
-    glob: optionString(ctx.args, 'glob') ?? null,
+    glob: glob ?? null,
     message: optionString(ctx.args, 'message') ?? null,
     ...files,
     array: optionString(ctx.args, 'array') ?? null,
     after: ctx.args.strings.get('after') ?? [],
     resources: resourcesOf(ctx),
     force: ctx.args.flags.has('force'),
-  });
+  };
+  if (glob !== undefined) {
+    let f: Awaited<ReturnType<typeof submitFanout>>;
+    try {
+      f = await submitFanout({ ...req, glob }, credential);
+    } finally {
+      wipeCredential(credential);
+    }
+    for (const o of f.overridden) ctx.note(`dvfs: warning: --force: ${o}`);
+    if (ctx.json) printJson(ctx.out, f);
+    else {
+      for (const j of f.jobs) ctx.out.write(`submitted stage ${j.stage} on ${j.input}: job ${j.jobId}, finalize job ${j.finalizeJobId} (entry ${j.entry})\n`);
+      for (const k of f.skipped) ctx.out.write(`skipped ${k.input}: committed result in snapshot ${k.snapshot.slice(0, 12)}\n`);
+      if (f.jobs.length === 0 && f.skipped.length === 0) ctx.out.write(`--glob '${glob}' matches nothing in HEAD: nothing submitted\n`);
+    }
+    return 0;
+  }
+  const s = await submitStage(req);
   for (const o of s.overridden) ctx.note(`dvfs: warning: --force: ${o}`);
   if (ctx.json) printJson(ctx.out, s);
   else ctx.out.write(`submitted stage ${s.stage}: job ${s.jobId}, finalize job ${s.finalizeJobId} (entry ${s.entry})\n`);
@@ -116,6 +136,8 @@ async function submit(ctx: CommandContext, repoRoot: string): Promise<number> {
 interface StatusRow {
   entry: string;
   stage: string;
+  /** The path a --glob matched (one job of a fan-out), else null. */
+  input: string | null;
   jobId: string | null;
   finalizeJobId: string | null;
   state: string;
@@ -161,6 +183,7 @@ async function status(ctx: CommandContext, repoRoot: string): Promise<number> {
     rows.push({
       entry: e.entry,
       stage: e.stage,
+      input: e.input ?? null,
       jobId: e.jobId,
       finalizeJobId: e.finalizeJobId,
       state,
@@ -180,7 +203,7 @@ async function status(ctx: CommandContext, repoRoot: string): Promise<number> {
   if (rows.length === 0) ctx.out.write('no SLURM jobs recorded for this repository\n');
   for (const r of rows) {
     ctx.out.write(
-      `${(r.jobId ?? '-').padEnd(8)} ${r.stage.padEnd(16)} ${r.state.padEnd(12)} exit ${r.exitCode ?? '-'}  snapshot ${r.snapshot?.slice(0, 12) ?? '-'}  (finalize ${r.finalizeJobId ?? '-'}, entry ${r.entry})\n`,
+      `${(r.jobId ?? '-').padEnd(8)} ${(r.input === null ? r.stage : `${r.stage} ${r.input}`).padEnd(16)} ${r.state.padEnd(12)} exit ${r.exitCode ?? '-'}  snapshot ${r.snapshot?.slice(0, 12) ?? '-'}  (finalize ${r.finalizeJobId ?? '-'}, entry ${r.entry})\n`,
     );
   }
   return 0;
@@ -202,9 +225,11 @@ async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
   const started = performance.now();
   const { finishJobs } = await import('../../daemon/slurm/finish.js');
   const { readEntry, listEntries } = await import('../../daemon/slurm/registry.js');
+  const stageJobId = optionString(ctx.args, 'stage-job');
   const outcomes = await finishJobs(repoRoot, {
     by: 'finish',
     ...(only === undefined ? {} : { entry: only }),
+    ...(stageJobId === undefined ? {} : { stageJobId }),
     note: (m) => ctx.note(m),
     openStore: async () => {
       const entry = only !== undefined ? await readEntry(repoRoot, only) : (await listEntries(repoRoot)).at(-1);
@@ -214,9 +239,12 @@ async function finish(ctx: CommandContext, repoRoot: string): Promise<number> {
     },
   });
   const seconds = (performance.now() - started) / 1000;
-  if (ctx.json) printJson(ctx.out, { seconds, jobs: outcomes.map((o) => ({ entry: o.entry.entry, stage: o.entry.stage, jobId: o.entry.jobId, status: o.status, ...(o.status === 'pending' ? { why: o.why } : { result: o.result }) })) });
+  const { processCost } = await import('../../daemon/slurm/process-cost.js');
+  const cost = processCost();
+  const costText = `${seconds.toFixed(2)} s; process ${cost.wallSeconds.toFixed(2)} s${cost.cpuSeconds === null ? '' : `, ${cost.cpuSeconds.toFixed(2)} s CPU`}`;
+  if (ctx.json) printJson(ctx.out, { seconds, cost, jobs: outcomes.map((o) => ({ entry: o.entry.entry, stage: o.entry.stage, jobId: o.entry.jobId, status: o.status, ...(o.status === 'pending' ? { why: o.why } : { result: o.result }) })) });
   else if (outcomes.length === 0) ctx.out.write('nothing to finish: every recorded job is finished\n');
-  else for (const o of outcomes) ctx.out.write(`${describeOutcome(o)} (${seconds.toFixed(2)} s)\n`);
+  else for (const o of outcomes) ctx.out.write(`${describeOutcome(o)} (${costText})\n`);
   // The finalize job's exit status drives its followers' afterok: success only for a completed stage.
   if (only !== undefined) return outcomes.every((o) => o.status !== 'pending' && o.result.state === 'completed') ? 0 : 1;
   return 0;
@@ -241,6 +269,8 @@ async function cancel(ctx: CommandContext, repoRoot: string): Promise<number> {
 async function stage(ctx: CommandContext, repoRoot: string): Promise<number> {
   const entryName = optionString(ctx.args, 'entry');
   if (entryName === undefined) throw new DvfsError('E_USAGE', 'dvfs slurm stage needs --entry E (it is what the batch script of dvfs slurm submit runs)');
+  // The mount daemon's start-up (Node, its modules) overlaps this process's loading of the stage runner.
+  (await import('../../daemon/mount/launcher.js')).prespawnDaemon();
   const { readEntry, entryNotFound } = await import('../../daemon/slurm/registry.js');
   const entry = await readEntry(repoRoot, entryName);
   if (entry === null) throw entryNotFound(repoRoot, entryName);

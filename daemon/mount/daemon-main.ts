@@ -70,8 +70,10 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
   await session.done;
-  logger.flush();
-  setTimeout(() => process.exit(0), 50);
+  // Exit as soon as the log is on disk: whoever unmounted waits for this process to be gone.
+  const exit = (): never => process.exit(0);
+  logger.flush(exit);
+  setTimeout(exit, 50);
 }
 
 main().catch((e: unknown) => {

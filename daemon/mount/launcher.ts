@@ -3,7 +3,8 @@
  * returns once the mount answers (or reports why it failed). Also finds and cleans stale mounts left by a
  * killed daemon, and stops a running one for `dvfs umount`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DvfsError, type DvfsErrorCode } from '../errors.js';
 import { ctlRequest } from '../ctl/client.js';
@@ -28,10 +29,52 @@ export function keyHandoff(credential: Credential): KeyHandoff {
   }
 }
 
-export async function launchDaemon(spec: SessionSpec, credential: Credential): Promise<MountRecord> {
+function spawnDaemon(): ChildProcessWithoutNullStreams {
   // No core dumps of a process holding keys and plaintext: RLIMIT_CORE 0 (soft and hard) before exec'ing the
   // daemon (Node cannot set rlimits itself); exec keeps the pid, so the record names the daemon.
-  const child = spawn('/bin/sh', ['-c', 'ulimit -c 0 && exec "$0" "$@"', process.execPath, DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn('/bin/sh', ['-c', 'ulimit -c 0 && exec "$0" "$@"', process.execPath, DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+let prespawned: ChildProcessWithoutNullStreams | null = null;
+
+/**
+ * Starts a mount daemon process now, before its request is known, so that its start-up (Node and its
+ * modules, a few hundred milliseconds) overlaps the caller's own work; the next {@link launchDaemon} of this
+ * process hands it the request. A daemon never given one reads end-of-file on stdin when this process
+ * exits, and exits too. For one-shot callers that will mount (the SLURM stage job).
+ */
+export function prespawnDaemon(): void {
+  if (prespawned !== null) return;
+  prespawned = spawnDaemon();
+  holdsProcess(prespawned, false); // an unused one must not keep this process alive
+}
+
+/** Whether the child and its pipes keep this process's event loop alive. */
+function holdsProcess(child: ChildProcessWithoutNullStreams, hold: boolean): void {
+  if (hold) child.ref();
+  else child.unref();
+  for (const pipe of [child.stdin, child.stdout, child.stderr]) {
+    if (pipe instanceof Socket) {
+      if (hold) pipe.ref();
+      else pipe.unref();
+    }
+  }
+}
+
+/** The prespawned daemon if it is still waiting for its request, else a new one. */
+function takeDaemon(): ChildProcessWithoutNullStreams {
+  const child = prespawned;
+  prespawned = null;
+  if (child !== null && child.exitCode === null && child.signalCode === null) {
+    holdsProcess(child, true);
+    return child;
+  }
+  return spawnDaemon();
+}
+
+export async function launchDaemon(spec: SessionSpec, credential: Credential): Promise<MountRecord> {
+  const child = takeDaemon();
+  child.stdin.on('error', () => undefined); // a daemon that died at start-up: reported by 'exit' below
   child.stdin.end(JSON.stringify({ ...spec, key: keyHandoff(credential) }) + '\n');
   let out = '';
   let err = '';
@@ -104,6 +147,6 @@ export async function stopDaemon(record: MountRecord, options: { force?: boolean
   const deadline = Date.now() + timeoutMs;
   while (processAlive(record.pid)) {
     if (Date.now() > deadline) throw new DvfsError('E_IO', `daemon pid ${record.pid} did not exit within ${timeoutMs / 1000} s`, { path: record.mountpoint });
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -28,6 +28,11 @@ const COMMIT_LOCK_WAIT_MS = 30 * 60_000;
 export interface FinishOptions {
   /** Only this entry (the finalize job and the epilog name theirs). */
   entry?: string;
+  /**
+   * The entry's stage job id, as the finalize job knows it from its script: on a busy machine the stage job
+   * can end and its finalize job start before the submit has recorded the ids in the entry.
+   */
+  stageJobId?: string;
   /** Who finishes: 'finish' or 'epilog' (recorded in the result). */
   by: string;
   /** Opens the repository's store (with the password) when there is something to commit. */
@@ -55,12 +60,16 @@ export function arrayTaskCount(spec: string): number | null {
   return n;
 }
 
+/** Whether every task of the entry has recorded its end (then SLURM's queue has nothing to add). */
+export function allTasksEnded(entry: JobEntry, runs: readonly RunRecord[]): boolean {
+  const expected = entry.array === null ? 1 : arrayTaskCount(entry.array);
+  return expected !== null && runs.filter((r) => r.state === 'ended').length >= expected;
+}
+
 /** Why the entry's stage has not ended yet, or null when finish may handle it. */
 export function pendingReason(entry: JobEntry, runs: readonly RunRecord[], queue: readonly QueuedJob[]): string | null {
   if (entry.jobId === null) return 'still being submitted';
-  const expected = entry.array === null ? 1 : arrayTaskCount(entry.array);
-  const ended = runs.filter((r) => r.state === 'ended').length;
-  if (expected !== null && ended >= expected) return null;
+  if (allTasksEnded(entry, runs)) return null;
   // Still queued or running (COMPLETING is the epilog of an ended job: not pending).
   const live = queue.filter((q) => (q.jobId === entry.jobId || q.id.startsWith(`${entry.jobId}_`)) && q.state !== 'COMPLETING');
   if (live.length > 0) return `job ${entry.jobId} is ${live[0]?.state.toLowerCase()}`;
@@ -89,7 +98,8 @@ function taskState(run: RunRecord | undefined, slurm: ControlJob | undefined, ca
   }
   if (run.exitCode === 0 && run.error === null) return 'completed';
   if (run.signal !== null) {
-    if (slurmState === 'timeout') return 'timeout';
+    // Stopped by a signal: SLURM knows why (time limit, node failure, scancel); a plain failure otherwise.
+    if (slurmState === 'timeout' || slurmState === 'node_fail') return slurmState;
     if (cancelRequested || slurmState === 'cancelled') return 'cancelled';
   }
   return 'failed';
@@ -153,14 +163,14 @@ async function releaseStageMountpoint(repoRoot: string, mountpoint: string): Pro
   await removeStageDir(dirname(mountpoint));
 }
 
-async function claim(repoRoot: string, entryName: string): Promise<JobEntry | null> {
+async function claim(repoRoot: string, entryName: string, stageJobId: string | null): Promise<JobEntry | null> {
   let mine = false;
   const entry = await updateEntry(repoRoot, entryName, 'finish', (e) => {
     if (e.result !== null) return null;
     if (e.claim !== null && e.claim.host === hostname() && e.claim.pid !== process.pid && processAlive(e.claim.pid)) return null;
     if (e.claim !== null && e.claim.host !== hostname()) return null; // cannot tell if it is alive: leave it
     mine = true;
-    return { ...e, claim: { pid: process.pid, host: hostname(), at: new Date().toISOString() } };
+    return { ...e, jobId: e.jobId ?? stageJobId, claim: { pid: process.pid, host: hostname(), at: new Date().toISOString() } };
   });
   return mine ? entry : null;
 }
@@ -258,21 +268,22 @@ export async function finishJobs(repoRoot: string, options: FinishOptions): Prom
     const { entryNotFound } = await import('./registry.js');
     throw entryNotFound(repoRoot, options.entry);
   }
-  const open = entries.filter((e) => e.result === null);
-  const queue = open.length > 0 ? await queuedJobs() : [];
+  // SLURM's queue, asked once and only when a job's own records cannot tell that it has ended
+  let queue: QueuedJob[] | null = null;
   const outcomes: FinishOutcome[] = [];
-  for (const entry of entries) {
+  for (const recorded of entries) {
+    const entry = recorded.jobId === null && options.stageJobId !== undefined && recorded.entry === options.entry ? { ...recorded, jobId: options.stageJobId } : recorded;
     if (entry.result !== null) {
       if (options.entry !== undefined) outcomes.push({ entry, status: 'already', result: entry.result });
       continue;
     }
     const runs = await listRuns(repoRoot, entry.entry);
-    const why = pendingReason(entry, runs, queue);
+    const why = pendingReason(entry, runs, allTasksEnded(entry, runs) ? [] : (queue ??= await queuedJobs()));
     if (why !== null) {
       outcomes.push({ entry, status: 'pending', why });
       continue;
     }
-    const claimed = await claim(repoRoot, entry.entry);
+    const claimed = await claim(repoRoot, entry.entry, entry.jobId);
     if (claimed === null) {
       const now = await readEntry(repoRoot, entry.entry);
       if (now?.result) outcomes.push({ entry: now, status: 'already', result: now.result });

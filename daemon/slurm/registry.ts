@@ -22,6 +22,7 @@ import { META_DIR } from '../repo/layout.js';
 import { writeFileAtomic } from '../store/durable.js';
 import { withRepoLock } from '../store/lock.js';
 import type { EngineName } from '../profile/schema.js';
+import type { ProcessCost } from './process-cost.js';
 
 export const SLURM_DIR = 'slurm';
 /** How long registry writers wait for the repository lock (a commit of another job may hold it). */
@@ -69,6 +70,12 @@ export interface JobEntry {
   identityFile: string | null;
   /** `--array` as given (e.g. "0-3"), null for a single job. */
   array: string | null;
+  /** The path a `--glob` matched, when this entry is one job of a fan-out (`glob` then matches it alone). */
+  input?: string;
+  /** A fan-out job's `--output` as given (placeholders unexpanded: what its stage runs with); `outputs` are its match's. */
+  requestOutputs?: string[];
+  /** The fan-out this entry belongs to (entries submitted together by one `--glob`): `--after STAGE` waits for all. */
+  group?: string;
   /** Job ids this one waits for (afterok on their finalize jobs). */
   after: string[];
   jobId: string | null;
@@ -97,6 +104,8 @@ export interface RunRecord {
   /** Signal that ended the stage command, or that made the job stop it (SIGTERM from scancel). */
   signal: string | null;
   error: string | null;
+  /** What the stage job's dvfs process (with the mount daemon and the command) cost, from its start. */
+  cost?: ProcessCost;
 }
 
 export function slurmDir(repoRoot: string): string {

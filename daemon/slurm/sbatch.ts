@@ -67,7 +67,9 @@ function jobName(prefix: string, stage: string): string {
 }
 
 export function stageJob(entry: JobEntry, resources: SlurmResources, afterFinalizeIds: readonly string[]): BatchJob {
-  const args = ['--parsable', `--job-name=${jobName('dvfs-', entry.stage)}`, `--comment=${jobComment(entry.entry, entry.repo)}`, ...resourceArgs(resources)];
+  // --no-requeue: a stage hit by a node failure ends NODE_FAIL and its finalize job settles its session per
+  // policy; a requeued one would run again over the same run record while its first session was left behind.
+  const args = ['--parsable', `--job-name=${jobName('dvfs-', entry.stage)}`, `--comment=${jobComment(entry.entry, entry.repo)}`, '--no-requeue', ...resourceArgs(resources)];
   if (entry.array !== null) args.push(`--array=${entry.array}`);
   if (afterFinalizeIds.length > 0) args.push(`--dependency=afterok:${afterFinalizeIds.join(':')}`, '--kill-on-invalid-dep=yes');
   args.push(...(resources.extra ?? []));
@@ -92,6 +94,6 @@ export function finalizeJob(entry: JobEntry, resources: SlurmResources, stageJob
   if (resources.partition !== undefined) args.push(`--partition=${resources.partition}`);
   return {
     args,
-    script: script(`dvfs finalize job of ${entry.stage}`, [process.execPath, DVFS_CLI, 'slurm', 'finish', entry.repo, '--entry', entry.entry, ...unlockArgs(entry)]),
+    script: script(`dvfs finalize job of ${entry.stage}`, [process.execPath, DVFS_CLI, 'slurm', 'finish', entry.repo, '--entry', entry.entry, '--stage-job', stageJobId, ...unlockArgs(entry)]),
   };
 }

@@ -12,6 +12,7 @@
 import { constants, hostname } from 'node:os';
 import { entryNotFound, readEntry, saveRun, type JobEntry, type RunRecord } from './registry.js';
 import type { Credential } from '../keys/unlock.js';
+import { processCost } from './process-cost.js';
 
 export interface StageOutcome {
   run: RunRecord;
@@ -34,7 +35,7 @@ export function currentTask(env: NodeJS.ProcessEnv = process.env): { task: strin
 function runRequestOptions(entry: JobEntry): { profile?: string; engine?: JobEntry['engine'] & string; image?: string; inputs: string[]; outputs: string[]; glob?: string; message?: string } {
   return {
     inputs: entry.inputs,
-    outputs: entry.outputs,
+    outputs: entry.requestOutputs ?? entry.outputs,
     ...(entry.profile === null ? {} : { profile: entry.profile }),
     ...(entry.engine === null ? {} : { engine: entry.engine }),
     ...(entry.image === null ? {} : { image: entry.image }),
@@ -95,6 +96,7 @@ export async function runSlurmStage(repoRoot: string, entryName: string, credent
   } finally {
     run.state = 'ended';
     run.finishedAt = new Date().toISOString();
+    run.cost = processCost();
     await saveRun(repoRoot, entry.entry, run);
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -13,6 +13,7 @@ import { cancelJobs, parseSbatchId, queuedJobs, slurmChecked } from './client.js
 import { findConflicts, normaliseOutput } from './conflicts.js';
 import { listEntries, newEntryName, saveEntry, updateEntry, withRegistry, type JobEntry } from './registry.js';
 import { finalizeJob, stageJob, type SlurmResources } from './sbatch.js';
+import type { Credential } from '../keys/unlock.js';
 
 export type SubmitRequest = Pick<JobEntry, 'repo' | 'command' | 'profile' | 'engine' | 'image' | 'inputs' | 'glob' | 'message' | 'passwordFile' | 'identityFile' | 'array'> & {
   /** Stage name (default: the profile's name, else the command's). */
@@ -62,27 +63,30 @@ export interface Submitted {
   overridden: string[];
 }
 
-/** The finalize job ids the given `--after` references stand for (a job id, or the newest entry of a stage). */
+/**
+ * The finalize job ids the given `--after` references stand for: a job id, or the newest entry of a stage —
+ * every job of its fan-out when it was submitted with --glob.
+ */
 function resolveAfter(refs: readonly string[], entries: readonly JobEntry[]): string[] {
-  return refs.map((ref) => {
+  return refs.flatMap((ref) => {
     const byId = [...entries].reverse().find((e) => e.jobId === ref || e.finalizeJobId === ref);
     const byStage = [...entries].reverse().find((e) => e.stage === ref);
-    const found = byId ?? byStage;
-    if (found === undefined) {
-      if (/^\d+$/.test(ref)) return ref; // a job outside dvfs: wait for it as it is
+    const one = byId ?? byStage;
+    if (one === undefined) {
+      if (/^\d+$/.test(ref)) return [ref]; // a job outside dvfs: wait for it as it is
       throw new DvfsError('E_NOTFOUND', `--after ${ref}: no job or stage of that name in this repository`, { hint: 'see dvfs slurm status REPO' });
     }
-    if (found.finalizeJobId === null) throw new DvfsError('E_BUSY', `--after ${ref}: that stage is still being submitted`, { hint: 'try again in a moment' });
-    return found.finalizeJobId;
+    const group = byId === undefined ? one.group : undefined;
+    const found = group === undefined ? [one] : entries.filter((e) => e.group === group);
+    return found.map((e) => {
+      if (e.finalizeJobId === null) throw new DvfsError('E_BUSY', `--after ${ref}: that stage is still being submitted`, { hint: 'try again in a moment' });
+      return e.finalizeJobId;
+    });
   });
 }
 
-export async function submitStage(req: SubmitRequest): Promise<Submitted> {
-  if (req.command.length === 0) throw new DvfsError('E_USAGE', 'no stage command given', { hint: 'usage: dvfs slurm submit REPO [options] -- CMD [ARGS...]' });
-  const profile = await profileOf(req);
-  const outputs = [...new Set((req.outputs.length > 0 ? req.outputs : (profile?.layout.writes ?? [])).map(normaliseOutput))];
-  const resources = profile === null ? req.resources : profileResources(profile.slurm, req.resources);
-  const entry: JobEntry = {
+function newEntry(req: SubmitRequest, profile: Profile | null, outputs: string[]): JobEntry {
+  return {
     entry: newEntryName(),
     repo: req.repo,
     stage: req.stage ?? profile?.name ?? basename(req.command[0] as string),
@@ -106,25 +110,41 @@ export async function submitStage(req: SubmitRequest): Promise<Submitted> {
     claim: null,
     result: null,
   };
+}
+
+/**
+ * Under the repository lock: refuses entries whose outputs overlap an active job's (unless forced; the
+ * entries of one fan-out do not conflict with each other), resolves --after and records the entries.
+ * Returns the conflicts --force overrode.
+ */
+async function register(req: SubmitRequest, entries: JobEntry[]): Promise<string[]> {
   const overridden: string[] = [];
   await withRegistry(req.repo, 'submit', async () => {
-    const entries = await listEntries(req.repo);
-    const queue = outputs.length > 0 || req.after.length > 0 ? await queuedJobs() : [];
-    const conflicts = outputs.length > 0 ? findConflicts(outputs, entries, queue) : [];
-    for (const c of conflicts) {
-      const what = `job ${c.jobId} (stage ${c.entry.stage}) owns ${c.paths.map(([, theirs]) => theirs || '/').join(', ')}`;
-      if (!req.force) {
-        throw new DvfsError('E_CONFLICT', `outputs of stage ${entry.stage} overlap a queued or running job: ${what}`, {
-          path: req.repo,
-          hint: `wait for job ${c.jobId}, cancel it (dvfs slurm cancel REPO ${c.jobId}), or submit with --force`,
-        });
+    const existing = await listEntries(req.repo);
+    const owning = entries.some((e) => e.outputs.length > 0);
+    const queue = owning || req.after.length > 0 ? await queuedJobs() : [];
+    const after = resolveAfter(req.after, existing);
+    for (const entry of entries) {
+      for (const c of entry.outputs.length > 0 ? findConflicts(entry.outputs, existing, queue) : []) {
+        const what = `job ${c.jobId} (stage ${c.entry.stage}) owns ${c.paths.map(([, theirs]) => theirs || '/').join(', ')}`;
+        if (!req.force) {
+          const of = entry.input === undefined ? `stage ${entry.stage}` : `stage ${entry.stage} on ${entry.input}`;
+          throw new DvfsError('E_CONFLICT', `outputs of ${of} overlap a queued or running job: ${what}`, {
+            path: req.repo,
+            hint: `wait for job ${c.jobId}, cancel it (dvfs slurm cancel REPO ${c.jobId}), or submit with --force`,
+          });
+        }
+        overridden.push(what);
       }
-      overridden.push(what);
+      entry.after = after;
     }
-    entry.after = resolveAfter(req.after, entries);
-    await saveEntry(req.repo, entry);
+    for (const entry of entries) await saveEntry(req.repo, entry);
   });
+  return overridden;
+}
 
+/** sbatch the entry's stage job and its finalize job; records their ids. */
+async function queue(entry: JobEntry, resources: SlurmResources): Promise<{ jobId: string; finalizeJobId: string }> {
   const stage = stageJob(entry, resources, entry.after);
   let jobId: string;
   try {
@@ -142,8 +162,51 @@ export async function submitStage(req: SubmitRequest): Promise<Submitted> {
     await recordSubmitFailure({ ...entry, jobId }, 'the finalize job could not be submitted (the stage job was cancelled)');
     throw e;
   }
-  await updateEntry(req.repo, entry.entry, 'submit', (e) => ({ ...e, jobId, finalizeJobId }));
-  return { entry: entry.entry, stage: entry.stage, jobId, finalizeJobId, overridden };
+  await updateEntry(entry.repo, entry.entry, 'submit', (e) => ({ ...e, jobId, finalizeJobId }));
+  return { jobId, finalizeJobId };
+}
+
+function usageCheck(req: SubmitRequest): void {
+  if (req.command.length === 0) throw new DvfsError('E_USAGE', 'no stage command given', { hint: 'usage: dvfs slurm submit REPO [options] -- CMD [ARGS...]' });
+}
+
+export async function submitStage(req: SubmitRequest): Promise<Submitted> {
+  usageCheck(req);
+  const profile = await profileOf(req);
+  const outputs = [...new Set((req.outputs.length > 0 ? req.outputs : (profile?.layout.writes ?? [])).map(normaliseOutput))];
+  const resources = profile === null ? req.resources : profileResources(profile.slurm, req.resources);
+  const entry = newEntry(req, profile, outputs);
+  const overridden = await register(req, [entry]);
+  const ids = await queue(entry, resources);
+  return { entry: entry.entry, stage: entry.stage, ...ids, overridden };
+}
+
+export interface FanoutSubmitted {
+  /** One job per match without a committed result. */
+  jobs: (Submitted & { input: string })[];
+  /** Matches left out: the stage's committed result for them. */
+  skipped: { input: string; snapshot: string }[];
+  overridden: string[];
+}
+
+/**
+ * `--glob`: one stage job (and finalize job) per match that has no committed result yet (see fanout.ts);
+ * the credential opens the repository to match the pattern against HEAD.
+ */
+export async function submitFanout(req: SubmitRequest & { glob: string }, credential: Credential): Promise<FanoutSubmitted> {
+  usageCheck(req);
+  if (req.array !== null) throw new DvfsError('E_USAGE', '--glob and --array do not go together', { hint: '--glob already submits one job per match' });
+  const { planFanout } = await import('./fanout.js');
+  const plan = await planFanout(req, credential);
+  const profile = await profileOf(req);
+  const resources = profile === null ? req.resources : profileResources(profile.slurm, req.resources);
+  const todo = plan.filter((m) => m.committed === null);
+  const group = newEntryName();
+  const entries = todo.map((m) => ({ ...newEntry({ ...req, glob: m.pattern }, profile, m.outputs), input: m.path, requestOutputs: req.outputs, group }));
+  const overridden = entries.length > 0 ? await register(req, entries) : [];
+  const jobs: FanoutSubmitted['jobs'] = [];
+  for (const entry of entries) jobs.push({ entry: entry.entry, stage: entry.stage, input: entry.input, ...(await queue(entry, resources)), overridden: [] });
+  return { jobs, skipped: plan.flatMap((m) => (m.committed === null ? [] : [{ input: m.path, snapshot: m.committed }])), overridden };
 }
 
 async function recordSubmitFailure(entry: JobEntry, why: string): Promise<void> {

@@ -24,6 +24,7 @@
  * stage provenance), and the stage record is dropped. After a commit, a profile's push policy pushes HEAD
  * to the named remote (a failed push is reported, the commit stands).
  */
+import { rm } from 'node:fs/promises';
 import { DvfsError } from '../errors.js';
 import { listSessions, removeSession, type SessionListing } from '../journal/sessions.js';
 import { silentLogger } from '../log.js';
@@ -36,6 +37,7 @@ import { restoreToTree } from '../versioning/restore.js';
 import type { CommitReport } from '../versioning/commit.js';
 import { commitEndedSessions } from '../versioning/session-commit.js';
 import { dropStageRecord, hasStageRecord, loadStageRecord, type StageRecord } from './record.js';
+import { outputsPresent } from './identity.js';
 import type { Credential } from '../keys/unlock.js';
 
 export interface DeferredCommitOptions {
@@ -117,8 +119,7 @@ export async function commitStageSessions(v: Versioning, listings: readonly Sess
       continue;
     }
     if (stage?.status === 'failed' && record.onFailure === 'discard') {
-      const head = await readHead(v.repo.root);
-      if (head !== null && stage.outputs.length > 0) await restoreToTree(v, v.tree, head, stage.outputs.map((p) => `/${p}`));
+      await putOutputsBack(v, stage.outputs);
       await removeSession({ ...listing, info: { ...listing.info } }, { force: true });
       options.note?.(`dvfs: stage failed (exit ${record.provenance.exitStatus ?? '?'}); its outputs were put back as HEAD has them (on_failure: discard)`);
       outcomes.push({ ...base, decision: 'discarded', snapshot: null });
@@ -133,6 +134,30 @@ export async function commitStageSessions(v: Versioning, listings: readonly Sess
     outcomes.push({ ...base, decision: 'kept', snapshot: null });
   }
   return outcomes;
+}
+
+/**
+ * A discarded stage's outputs as HEAD has them: restored where HEAD holds them, removed where it does not
+ * (an output the failed stage created; restoring it from HEAD would fail, leaving the finish undone).
+ */
+async function putOutputsBack(v: Versioning, outputs: readonly string[]): Promise<void> {
+  const head = await readHead(v.repo.root);
+  const inHead: string[] = [];
+  for (const p of outputs) {
+    if (head !== null && (await outputsPresent(v, head, [p]))) inHead.push(`/${p}`);
+    else await removeFromTree(v, `/${p}`);
+  }
+  if (head !== null && inHead.length > 0) await restoreToTree(v, v.tree, head, inHead);
+}
+
+async function removeFromTree(v: Versioning, path: string): Promise<void> {
+  let raw: string;
+  try {
+    raw = (await v.tree.locate(path)).rawPath;
+  } catch {
+    return; // its directory is not there either: nothing to remove
+  }
+  await rm(raw, { recursive: true, force: true });
 }
 
 /** One snapshot for the sessions of several tasks (StageCommitOptions.together). */

@@ -25,7 +25,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DvfsError, isNodeError } from '../errors.js';
-import { META_DIR } from '../repo/repository.js';
+import { META_DIR } from '../repo/layout.js';
 
 export const LOCK_FILE = 'lock';
 const BREAKER_SUFFIX = '.break';

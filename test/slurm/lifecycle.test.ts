@@ -70,7 +70,8 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     const line = await cluster.client('scontrol', ['show', 'job', '-o', s.jobId]);
     t.match(line, /TimeLimit=00:10:00/, 'the profile\'s slurm.time is the job\'s time limit');
     const refused = repo.run(['slurm', 'submit', repo.root, '--output', 'boxed/x', '--', 'true']);
-    t.match(refused.stderr, new RegExp(`job ${s.jobId} \\(stage boxed\\) owns boxed`), 'the profile\'s layout.writes are the owned outputs');
+    // the stage job, or its finalize job if the stage already ended (both belong to the stage)
+    t.match(refused.stderr, new RegExp(`job (${s.jobId}|${s.finalizeJobId}) \\(stage boxed\\) owns boxed`), 'the profile\'s layout.writes are the owned outputs');
     const row = await repo.until(s.entry, final);
     t.equal(row.state, 'completed', 'completed');
     t.equal(cat(repo, 'boxed/c.txt'), 'in /work\n', 'the container saw the mount at the profile\'s target');
@@ -119,7 +120,9 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
 
   t.test('a submit whose outputs overlap a queued or running job is refused with its id; --force overrides', async (t) => {
     const repo = makeJobRepo(t, cluster);
-    const first = repo.submit(['--stage', 'long', '--output', 'model'], ['sleep', '3']);
+    // runs until released, however slow the machine is between the submits below
+    const release = join(repo.dir, 'release');
+    const first = repo.submit(['--stage', 'long', '--output', 'model'], ['sh', '-c', `until [ -e ${release} ]; do sleep 0.2; done`]);
     const refused = repo.run(['slurm', 'submit', repo.root, '--output', 'model/weights', '--', 'true']);
     t.equal(refused.status, 1, 'refused');
     t.match(refused.stderr, new RegExp(`job ${first.jobId} \\(stage long\\) owns model`), 'naming the other job and the path');
@@ -129,6 +132,7 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     const forced = repo.run(['slurm', 'submit', repo.root, '--output', 'model', '--force', '--json', '--', 'true']);
     t.equal(forced.status, 0, '--force submits anyway');
     t.match(forced.stderr, /warning: --force/, 'with a warning');
+    writeFileSync(release, '');
     await repo.settle([first.finalizeJobId, elsewhere.finalizeJobId, (JSON.parse(forced.out) as { finalizeJobId: string }).finalizeJobId]);
     const after = repo.run(['slurm', 'submit', repo.root, '--output', 'model', '--json', '--', 'true']);
     t.equal(after.status, 0, 'once the job is finished the outputs are free again');

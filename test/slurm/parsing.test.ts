@@ -7,7 +7,10 @@ import t from 'tap';
 import { isQueued, parseSbatchId, parseScontrolLine, parseSqueue } from '../../daemon/slurm/client.js';
 import { findConflicts, outputsOverlap } from '../../daemon/slurm/conflicts.js';
 import { arrayTaskCount, overallState } from '../../daemon/slurm/finish.js';
+import { exactPattern } from '../../daemon/slurm/fanout.js';
+import { processCost } from '../../daemon/slurm/process-cost.js';
 import type { JobEntry } from '../../daemon/slurm/registry.js';
+import { parseGlob } from '../../daemon/stage/glob.js';
 import { finalizeJob, jobComment, parseJobComment, shellQuote, stageJob } from '../../daemon/slurm/sbatch.js';
 
 const entry = (over: Partial<JobEntry> = {}): JobEntry => ({
@@ -91,6 +94,7 @@ t.test('sbatch arguments and scripts', async (t) => {
     '--parsable',
     '--job-name=dvfs-train_it',
     '--comment=dvfs:20261122T000000Z-abcd0123:/scratch/my proj',
+    '--no-requeue',
     '--partition=gpu',
     '--time=01:00:00',
     '--array=0-3',
@@ -102,6 +106,7 @@ t.test('sbatch arguments and scripts', async (t) => {
   const f = finalizeJob(entry(), { partition: 'gpu' }, '41');
   t.ok(f.args.includes('--dependency=afterany:41'), 'the finalize job runs whatever happens to the stage');
   t.ok(f.args.includes('--partition=gpu'));
+  t.match(f.script, / --stage-job 41 /, 'the finalize job knows its stage job even before the submit has recorded it');
   t.match(f.script, /'--password-file' '\/home\/u\/\.pw'|--password-file \/home\/u\/\.pw/, 'the finalize job unlocks with the password file');
   const byIdentity = finalizeJob(entry({ passwordFile: null, identityFile: '/home/u/.config/dvfs/identity' }), {}, '41');
   t.match(byIdentity.script, /--identity'? '?\/home\/u\/\.config\/dvfs\/identity/, 'or with the identity file');
@@ -118,4 +123,18 @@ t.test('combined state of tasks', async (t) => {
   t.equal(overallState(['completed', 'failed']), 'failed');
   t.equal(overallState(['failed', 'cancelled', 'completed']), 'cancelled');
   t.equal(overallState([]), 'lost');
+});
+
+t.test('a --glob match as a pattern that matches it alone', async (t) => {
+  t.equal(exactPattern('data/run-1/a.csv'), 'data/run-1/a.csv', 'a plain path is its own pattern');
+  t.equal(exactPattern('data/a*b?[c].txt'), 'data/a[*]b[?][[]c].txt', 'metacharacters become one-character sets');
+  t.same(parseGlob(exactPattern('x/[y]*')), ['x', '[[]y][*]'], 'and the result is a valid pattern');
+});
+
+t.test('what a process cost', async (t) => {
+  const c = processCost();
+  t.ok(Date.parse(c.processStartedAt) <= Date.now(), 'started in the past');
+  t.ok(c.wallSeconds > 0, 'wall time since the start');
+  if (process.platform === 'linux') t.ok(c.cpuSeconds !== null && c.cpuSeconds > 0, `CPU seconds from /proc/self/stat (${c.cpuSeconds})`);
+  else t.equal(c.cpuSeconds, null, 'no CPU time off Linux');
 });
