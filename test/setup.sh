@@ -21,6 +21,8 @@ SYSTEM_PACKAGES+=" slurm-wlm munge"
 # bubblewrap, and busybox-static for the locally built images (no registry; the SLURM container-stage
 # test uses them too).
 SYSTEM_PACKAGES+=" podman runc docker.io bubblewrap busybox-static"
+# fio for the load test (test/load/fio.test.ts: concurrent writers that verify their own data).
+SYSTEM_PACKAGES+=" fio"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -39,6 +41,7 @@ declare -A PACKAGE_COMMAND=(
   [docker.io]=dockerd
   [bubblewrap]=bwrap
   [busybox-static]=busybox
+  [fio]=fio
 )
 
 say() { printf 'setup: %s\n' "$*"; }
