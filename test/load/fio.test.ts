@@ -6,10 +6,10 @@
 // passes.
 import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fuseAvailable, initRepo, mountDvfs, workspace, type DvfsMount } from '../helpers/mount.js';
+import { treeHashes } from './load-helpers.js';
 
 const SECONDS = Number(process.env['DVFS_FIO_SECONDS'] ?? '60');
 
@@ -83,12 +83,6 @@ function checkRun(t: Test, r: FioRun, what: string, mustWrite: boolean): void {
   t.same(bad.map((j) => `${j.jobname}: error ${j.error}, read ${j.read.io_bytes}, written ${j.write.io_bytes}`), [], `${what}: every job ran without error and read its blocks back`);
 }
 
-function hashes(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const name of readdirSync(dir).sort()) out.set(name, createHash('sha256').update(readFileSync(join(dir, name))).digest('hex'));
-  return out;
-}
-
 function commit(t: Test, m: DvfsMount, message: string): void {
   const r = m.ws.cli(['commit', m.repo, '--json', '-m', message]);
   t.equal(r.status, 0, `dvfs commit (${message}) succeeds ${r.stderr.trim().slice(0, 400)}`);
@@ -120,20 +114,20 @@ t.test(`8 concurrent fio writers for ${SECONDS} s against a mount, read back ver
   } while (Date.now() < deadline);
   t.ok(round >= 1, `${round} round(s) of 8 concurrent fio jobs ran`);
 
-  const before = hashes(data);
+  const before = treeHashes(data);
   t.equal(before.size, Object.keys(JOBS).length, 'one data file per job');
   await m.umount();
   m = mountDvfs(ws, repo, mnt, { xattr: false });
 
   checkRun(t, await fio(jobPath, ['--verify_only'], ws.dir), `after remount, fio --verify_only of round ${round}`, false);
-  t.same(hashes(data), before, 'every file hashes after the remount as before it');
+  t.same(treeHashes(data), before, 'every file hashes after the remount as before it');
 
   commit(t, m, 'after the load');
   await m.umount();
   const out = join(ws.dir, 'restored');
   const rs = ws.cli(['restore', repo, 'HEAD', 'fio', '--to', out]);
   t.equal(rs.status, 0, `dvfs restore HEAD fio --to DIR ${rs.stderr.trim().slice(0, 400)}`);
-  t.same(hashes(join(out, 'fio')), before, 'the committed snapshot holds exactly the bytes fio verified');
+  t.same(treeHashes(join(out, 'fio')), before, 'the committed snapshot holds exactly the bytes fio verified');
   const v = ws.cli(['verify', repo, '--full', '--json']);
   t.equal(v.status, 0, `dvfs verify --full passes ${v.stderr.trim().slice(0, 600)}`);
   const report = JSON.parse(v.out) as { problems: unknown[] };
