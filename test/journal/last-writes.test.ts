@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { SessionJournal } from '../../daemon/journal/journal.js';
 import { pathKey } from '../../daemon/journal/path-key.js';
 import { rng } from '../helpers/rng.js';
-import { tempDir } from './helpers.js';
+import { tempDir, TEST_META } from './helpers.js';
 
 t.test('pathKey: a million opaque-looking paths, no two share a key; deterministic; 53 bits', async (t) => {
   const r = rng(77);
@@ -29,15 +29,7 @@ t.test('pathKey: a million opaque-looking paths, no two share a key; determinist
 });
 
 t.test('lastWriteSeq per path, cleared by markCommitted', async (t) => {
-  const j = await SessionJournal.create(join(await tempDir(t, 'lastwrites'), 'j'), {
-    sessionId: 's1',
-    repoId: 'repo-1',
-    mountpoint: '/mnt/x',
-    startedAt: '2025-01-01T00:00:00.000Z',
-    baseSnapshot: null,
-    host: 'h',
-    pid: 1,
-  });
+  const j = await SessionJournal.create(join(await tempDir(t, 'lastwrites'), 'j'), TEST_META);
   t.teardown(() => j.close());
   const a1 = j.write('/d/a', { hash: null, size: 1, created: true });
   const b1 = j.write('/d/b', { hash: null, size: 1, created: true });
