@@ -257,7 +257,7 @@ async function writeTree(o: Options, mnt: string): Promise<{ seconds: number; cl
 async function commit(vol: ScaleVolume, message: string): Promise<{ seconds: number; cliPeakMiB: number; detail: Record<string, unknown> }> {
   const r = await runSampled(process.execPath, [vol.cliPath(), 'commit', vol.repo, '--json', '-m', message], vol.env());
   const report = JSON.parse(r.stdout) as Record<string, unknown>;
-  const pick = ['snapshot', 'nothingToCommit', 'added', 'changed', 'removed', 'files', 'bytes', 'filesHashed', 'objectsAdded', 'seconds'];
+  const pick = ['snapshot', 'nothingToCommit', 'added', 'changed', 'removed', 'files', 'bytes', 'filesHashed', 'objectsAdded', 'trees', 'seconds', 'phases'];
   return { seconds: r.seconds, cliPeakMiB: r.peakMiB, detail: Object.fromEntries(pick.filter((k) => k in report).map((k) => [k, report[k]])) };
 }
 
@@ -300,6 +300,8 @@ interface Report {
   targets: Target[];
   /** Whether the run had the issue's size (the targets are stated for 1 000 000 files). */
   atTargetSize: boolean;
+  /** False while steps are still to come (the files are rewritten after every step, so a stopped run keeps what it measured). */
+  complete: boolean;
   note?: string;
 }
 
@@ -324,7 +326,8 @@ function markdown(r: Report): string {
     `Command: \`${r.command}\`  `,
     `Host: ${r.host.cpus} x ${r.host.cpuModel}, ${r.host.memGiB} GiB RAM, kernel ${r.host.kernel}, Node ${r.host.node}  `,
     `Tree: ${r.files} files (${r.perDir} per directory, a quarter empty, the rest 32 B..4 KiB; ${(r.bytes / 2 ** 20).toFixed(1)} MiB), written by ${r.writers} parallel writers through one dvfs mount (encfs mode, standard preset)` +
-      (r.atTargetSize ? '' : `  \n**Not the target size** (the targets are for ${TARGET_FILES} files)`),
+      (r.atTargetSize ? '' : `  \n**Not the target size** (the targets are for ${TARGET_FILES} files)`) +
+      (r.complete ? '' : '  \n**Incomplete run**: the steps below are all it measured before it stopped'),
     ...(r.note ? ['', `Note: ${r.note}`] : []),
     '',
     '| step | seconds | peak RSS MiB (worker) | daemon peak MiB | CLI peak MiB | load before | load after | detail |',
@@ -365,18 +368,7 @@ async function main(): Promise<void> {
   log(`mounted ${vol.mnt}, daemon pid ${vol.daemonPid() ?? '?'}`);
 
   const steps: Step[] = [];
-  steps.push(await timedStep(vol, 'write', 'daemon', () => writeTree(o, vol.mnt)));
-  steps.push(await timedStep(vol, 'commit', 'daemon', () => commit(vol, 'scale: first')));
-  steps.push(await timedStep(vol, 'commit-nochange', 'daemon', () => commit(vol, 'scale: nothing changed')));
-  steps.push(await timedStep(vol, 'ls-R', 'daemon', () => listTree(o, vol.mnt)));
-  const remoteDir = join(base, 'remote');
-  steps.push(await timedStep(vol, 'push', 'cli', () => push(vol, remoteDir)));
-  const t0 = performance.now();
-  if (o.keep) await vol.unmount();
-  else await finishVolume(vol);
-  log(`unmounted in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-
-  const report: Report = {
+  const report = (complete: boolean): Report => ({
     benchmark: 'scale',
     date: new Date().toISOString(),
     command: ['node', 'dist/bench/scale.js', ...process.argv.slice(2)].join(' '),
@@ -388,14 +380,33 @@ async function main(): Promise<void> {
     steps,
     targets: targets(steps),
     atTargetSize: o.files >= TARGET_FILES,
+    complete,
     ...(o.note !== null ? { note: o.note } : {}),
+  });
+  const save = (r: Report): void => {
+    if (o.out) writeFileSync(o.out, `${JSON.stringify(r, null, 2)}\n`);
+    if (o.md) writeFileSync(o.md, markdown(r));
   };
+  const step = async (name: string, worker: Step['worker'], body: Parameters<typeof timedStep>[3]): Promise<void> => {
+    steps.push(await timedStep(vol, name, worker, body));
+    save(report(false));
+  };
+  await step('write', 'daemon', () => writeTree(o, vol.mnt));
+  await step('commit', 'daemon', () => commit(vol, 'scale: first'));
+  await step('commit-nochange', 'daemon', () => commit(vol, 'scale: nothing changed'));
+  await step('ls-R', 'daemon', () => listTree(o, vol.mnt));
+  const remoteDir = join(base, 'remote');
+  await step('push', 'cli', () => push(vol, remoteDir));
+  const t0 = performance.now();
+  if (o.keep) await vol.unmount();
+  else await finishVolume(vol);
+  log(`unmounted in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const final = report(true);
+  save(final);
   if (o.keep) log(`kept ${base}`);
   else await cleanup();
-  const md = markdown(report);
-  if (o.out) writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`);
-  if (o.md) writeFileSync(o.md, md);
-  process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : md);
+  process.stdout.write(o.json ? `${JSON.stringify(final, null, 2)}\n` : markdown(final));
   if (o.out) log(`wrote ${o.out}${o.md ? ` and ${o.md}` : ''}`);
 }
 
