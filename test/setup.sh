@@ -24,6 +24,8 @@ SYSTEM_PACKAGES+=" podman runc docker.io bubblewrap busybox-static"
 # The iterative-sim benchmark's smoke test (test/bench): its plain and stock-EncFS peers version with
 # git-annex and push to an S3 special remote on the local Swift.
 SYSTEM_PACKAGES+=" git git-annex"
+# fio for the load test (test/load/fio.test.ts: concurrent writers that verify their own data).
+SYSTEM_PACKAGES+=" fio"
 
 # Optional command each package must provide; a package counts as present
 # when dpkg knows it, or (on non-dpkg systems) when its command exists.
@@ -44,6 +46,7 @@ declare -A PACKAGE_COMMAND=(
   [busybox-static]=busybox
   [git]=git
   [git-annex]=git-annex
+  [fio]=fio
 )
 
 say() { printf 'setup: %s\n' "$*"; }

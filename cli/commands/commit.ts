@@ -46,7 +46,8 @@ function total(reports: CommitReport[], head: string | null, seconds: number): R
   const sum = (k: keyof CommitReport): number => reports.reduce((n, r) => n + (typeof r[k] === 'number' ? (r[k] as number) : 0), 0);
   const last = reports.filter((r) => !r.nothingToCommit).at(-1);
   return {
-    snapshot: head,
+    // The snapshot this command made (HEAD may have moved on meanwhile: another session's commit); else HEAD.
+    snapshot: last?.snapshot ?? head,
     nothingToCommit: reports.every((r) => r.nothingToCommit),
     added: sum('added'),
     changed: sum('changed'),

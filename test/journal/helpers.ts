@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import type { SessionMeta } from '../../daemon/journal/journal.js';
 import type { StreamingHash } from '../../daemon/journal/write-hasher.js';
 
 /** sha256 in the StreamingHash shape (the daemon uses keyed BLAKE2b-256; any streaming hash will do here). */
@@ -20,3 +21,14 @@ export async function tempDir(t: Test, name: string): Promise<string> {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/** Session metadata for journals made by tests. */
+export const TEST_META: SessionMeta = {
+  sessionId: 's1',
+  repoId: 'repo-1',
+  mountpoint: '/mnt/x',
+  startedAt: '2025-01-01T00:00:00.000Z',
+  baseSnapshot: null,
+  host: 'h',
+  pid: 1,
+};

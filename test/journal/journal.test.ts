@@ -10,17 +10,9 @@ import { applyPlan } from '../../daemon/journal/apply-plan.js';
 import { SessionJournal, type JournalSummary, type SessionMeta, type SummaryEntry } from '../../daemon/journal/journal.js';
 import { DvfsError } from '../../daemon/errors.js';
 import { rng } from '../helpers/rng.js';
-import { sha256, tempDir } from './helpers.js';
+import { sha256, tempDir, TEST_META } from './helpers.js';
 
-const META: SessionMeta = {
-  sessionId: 's1',
-  repoId: 'repo-1',
-  mountpoint: '/mnt/x',
-  startedAt: '2025-01-01T00:00:00.000Z',
-  baseSnapshot: null,
-  host: 'h',
-  pid: 1,
-};
+const META: SessionMeta = TEST_META;
 
 async function newJournal(t: Test, opts = {}): Promise<{ j: SessionJournal; dir: string }> {
   const dir = join(await tempDir(t, 'journal'), 'j');
