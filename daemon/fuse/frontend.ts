@@ -323,7 +323,6 @@ export class Frontend {
           this.counters.bytesWritten += length;
           return length;
         }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
-      flush: (path, _fd, cb) => cb(0),
       fsync: (path, _datasync, fd, cb) =>
         this.run('fsync', path, async () => {
           await this.handle(fd).shared.content.sync();
