@@ -142,13 +142,16 @@ export class DvfsPipeline implements Pipeline {
     return (Date.parse(rec.finishedAt) - Date.parse(rec.startedAt)) / 1000;
   }
 
-  /** What the finalize job's `dvfs slurm finish` took, as it prints it. */
+  /**
+   * What the finalize job's `dvfs slurm finish` took, as it prints it: "(W s; process P s, C s CPU)" — the
+   * whole process from its start (P) when given, else the finish itself (W).
+   */
   private finishSeconds(job: Submitted): number {
     const path = join(this.repo, '.dvfs', 'slurm', 'logs', `finish-${job.finalizeJobId}.out`);
     const text = readFileSync(path, 'utf8');
-    const m = /finished: completed.*\((\d+(?:\.\d+)?) s\)/.exec(text);
+    const m = /finished: completed.*\((\d+(?:\.\d+)?) s(?:; process (\d+(?:\.\d+)?) s)?[;,)]/.exec(text);
     if (m === null) throw new Error(`dvfs: ${path} does not say the stage was finished as completed: ${text.trim().slice(-300)}`);
-    return Number(m[1]);
+    return Number(m[2] ?? m[1]);
   }
 
   async push(): Promise<number> {
