@@ -33,7 +33,7 @@ async function refusal(t: Test, name: string, text: string): Promise<string> {
 
 t.test('the shipped profiles load, with typed slurm sections', async (t) => {
   const all = await listProfiles(null);
-  t.same(all.map((p) => p.name), ['local', 'ml-training', 'preprocessing', 'simulation']);
+  t.same(all.map((p) => p.name), ['iterative-sim', 'local', 'ml-training', 'preprocessing', 'simulation']);
   t.same(all.filter((p) => p.error !== null), [], 'every shipped profile is valid');
   const { profile: sim } = await loadProfile('simulation', { repoRoot: null });
   t.equal(sim.container.engine, 'sarus');
@@ -115,7 +115,7 @@ t.test('placeholders, overlap rules, yaml locations', async (t) => {
 t.test('dvfs profile list / show / validate', async (t) => {
   const list = dvfs(['profile', 'list', '--json']);
   t.equal(list.status, 0, list.stderr);
-  t.same((JSON.parse(list.out) as { name: string }[]).map((p) => p.name), ['local', 'ml-training', 'preprocessing', 'simulation']);
+  t.same((JSON.parse(list.out) as { name: string }[]).map((p) => p.name), ['iterative-sim', 'local', 'ml-training', 'preprocessing', 'simulation']);
   const show = dvfs(['profile', 'show', 'preprocessing']);
   t.equal(show.status, 0, show.stderr);
   t.match(show.out, /engine: sarus/);
