@@ -62,9 +62,6 @@ export interface ChangesReply {
 /** The uncommitted changes of a mount's session (plaintext paths). */
 export async function ctlChanges(socketPath: string, timeoutMs = 120_000): Promise<ChangesReply> {
   const r = await ctlRequest(socketPath, 'changes', timeoutMs);
-  if (typeof r['session'] !== 'string' || !Array.isArray(r['entries']) || typeof r['counts'] !== 'object' || r['counts'] === null) {
-    throw new DvfsError('E_IO', "the mount daemon sent a malformed 'changes' reply", { path: socketPath });
-  }
   if (!isChangesReply(r)) throw new DvfsError('E_IO', "the mount daemon sent a malformed 'changes' reply", { path: socketPath });
   return r;
 }
