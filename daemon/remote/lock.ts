@@ -64,22 +64,29 @@ export function openLock(keys: RemoteKeys, location: string, name: string, data:
   return { exclusive: v.exclusive, purpose: v.purpose, host: v.host, pid: v.pid, time: v.time };
 }
 
-/** Every lock on the remote (locks deleted while listing are skipped). */
-export async function listLocks(backend: Backend, keys: RemoteKeys): Promise<HeldLockInfo[]> {
-  const out: HeldLockInfo[] = [];
+/**
+ * Every lock on the remote (locks deleted while listing are skipped), but `own`: a lock the caller holds and
+ * knows, so it is not read back. The others are read in parallel.
+ */
+export async function listLocks(backend: Backend, keys: RemoteKeys, own: string | null = null): Promise<HeldLockInfo[]> {
+  const names: string[] = [];
   for await (const { key } of backend.list(LOCKS_PREFIX)) {
     const name = key.slice(LOCKS_PREFIX.length);
-    if (!isName(name)) continue;
-    let data: Buffer;
-    try {
-      data = await backend.get(key);
-    } catch (e) {
-      if (isNotFound(e)) continue;
-      throw e;
-    }
-    out.push({ name, ...openLock(keys, backend.location, name, data) });
+    if (isName(name) && name !== own) names.push(name);
   }
-  return out;
+  const read = await Promise.all(
+    names.map(async (name): Promise<HeldLockInfo | null> => {
+      let data: Buffer;
+      try {
+        data = await backend.get(lockKey(name));
+      } catch (e) {
+        if (isNotFound(e)) return null;
+        throw e;
+      }
+      return { name, ...openLock(keys, backend.location, name, data) };
+    }),
+  );
+  return read.filter((l): l is HeldLockInfo => l !== null);
 }
 
 function isStale(info: LockInfo, now: number, staleMs: number): boolean {
@@ -122,13 +129,13 @@ export class RemoteLock {
       new DvfsError('E_BUSY', `remote ${backend.location} is locked${o.exclusive ? ' exclusively' : ''} by ${o.purpose} on ${o.host} (pid ${o.pid}, since ${o.time})`, {
         hint: `wait for it to finish; a lock not refreshed for ${Math.round(staleMs / 60000)} minutes counts as stale`,
       });
-    const before = conflict(await listLocks(backend, keys), null);
-    if (before !== undefined) throw busy(before);
+    // Write first, then look: of two takers whose locks conflict, at least one sees the other's lock after
+    // writing its own (a look before writing would only save a put when busy, and costs every taker a list).
     const name = newName();
     const info: LockInfo = { exclusive, purpose: options.purpose ?? 'dvfs', host: hostname(), pid: process.pid, time: new Date(now()).toISOString() };
     const data = sealLock(keys, name, info);
     await backend.put(lockKey(name), data, data.length);
-    const after = conflict(await listLocks(backend, keys), name);
+    const after = conflict(await listLocks(backend, keys, name), name);
     if (after !== undefined) {
       await backend.delete([lockKey(name)]);
       throw busy(after);

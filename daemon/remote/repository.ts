@@ -91,47 +91,52 @@ export class RemoteRepository {
 
   /** Initializes an empty remote (writes its config). E_EXISTS when it already has one. */
   static async init(backend: Backend, repoKeys: RepoKeys, params: ConfigParams = {}, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
-    backend = epochBackend(backend, repoKeys.epoch);
-    const keys = deriveRemoteKeys(repoKeys);
-    try {
-      const existing = await readConfig(backend, keys);
-      if (existing !== null) throw new DvfsError('E_EXISTS', `remote ${backend.location} is already initialized`, { hint: 'open it instead' });
-      const config = newConfig(params);
-      await writeConfig(backend, keys, config);
-      return new RemoteRepository(backend, keys, config, new PackIndex(), [], options);
-    } catch (e) {
-      wipeRemoteKeys(keys);
-      throw e;
-    }
+    return RemoteRepository.withConfig(backend, repoKeys, (b, keys, existing) => {
+      if (existing !== null) throw new DvfsError('E_EXISTS', `remote ${b.location} is already initialized`, { hint: 'open it instead' });
+      return RemoteRepository.create(b, keys, params, options);
+    });
   }
 
   /** Opens an initialized remote: checks its config against the keys and loads its index. */
   static async open(backend: Backend, repoKeys: RepoKeys, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
-    backend = epochBackend(backend, repoKeys.epoch);
+    return RemoteRepository.withConfig(backend, repoKeys, (b, keys, config) => {
+      if (config === null) throw new DvfsError('E_NOTFOUND', `no dvfs remote at ${b.location} (it has no config)`, { hint: 'push to it to create one' });
+      return RemoteRepository.load(b, keys, config, options);
+    });
+  }
+
+  /** Opens the remote, initializing it first when it has no config (push to a new remote). One config read. */
+  static async openOrInit(backend: Backend, repoKeys: RepoKeys, params: ConfigParams = {}, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
+    return RemoteRepository.withConfig(backend, repoKeys, (b, keys, config) =>
+      config === null ? RemoteRepository.create(b, keys, params, options) : RemoteRepository.load(b, keys, config, options),
+    );
+  }
+
+  /** Reads the config of the keys' epoch area and hands it on; the derived keys are wiped if `then` fails. */
+  private static async withConfig(
+    backend: Backend,
+    repoKeys: RepoKeys,
+    then: (backend: Backend, keys: RemoteKeys, config: RemoteConfig | null) => Promise<RemoteRepository>,
+  ): Promise<RemoteRepository> {
+    const b = epochBackend(backend, repoKeys.epoch);
     const keys = deriveRemoteKeys(repoKeys);
     try {
-      const config = await readConfig(backend, keys);
-      if (config === null) {
-        throw new DvfsError('E_NOTFOUND', `no dvfs remote at ${backend.location} (it has no config)`, { hint: 'push to it to create one' });
-      }
-      const loaded = await loadIndex(backend, keys, options.connections ?? DEFAULT_CONNECTIONS);
-      return new RemoteRepository(backend, keys, config, loaded.index, loaded.files, options);
+      return await then(b, keys, await readConfig(b, keys));
     } catch (e) {
       wipeRemoteKeys(keys);
       throw e;
     }
   }
 
-  /** Opens the remote, initializing it first when it has no config (push to a new remote). */
-  static async openOrInit(backend: Backend, repoKeys: RepoKeys, params: ConfigParams = {}, options: RemoteRepositoryOptions = {}): Promise<RemoteRepository> {
-    const keys = deriveRemoteKeys(repoKeys);
-    let exists: boolean;
-    try {
-      exists = (await readConfig(epochBackend(backend, repoKeys.epoch), keys)) !== null;
-    } finally {
-      wipeRemoteKeys(keys);
-    }
-    return exists ? RemoteRepository.open(backend, repoKeys, options) : RemoteRepository.init(backend, repoKeys, params, options);
+  private static async create(backend: Backend, keys: RemoteKeys, params: ConfigParams, options: RemoteRepositoryOptions): Promise<RemoteRepository> {
+    const config = newConfig(params);
+    await writeConfig(backend, keys, config);
+    return new RemoteRepository(backend, keys, config, new PackIndex(), [], options);
+  }
+
+  private static async load(backend: Backend, keys: RemoteKeys, config: RemoteConfig, options: RemoteRepositoryOptions): Promise<RemoteRepository> {
+    const loaded = await loadIndex(backend, keys, options.connections ?? DEFAULT_CONNECTIONS);
+    return new RemoteRepository(backend, keys, config, loaded.index, loaded.files, options);
   }
 
   get location(): string {

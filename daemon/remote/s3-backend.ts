@@ -21,20 +21,7 @@
  * (default 4), aborted on failure so no orphaned parts are left behind (best effort).
  */
 import { createHash } from 'node:crypto';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-  type CompletedPart,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import type { CompletedPart, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import {
   bodyChunks,
   checkKey,
@@ -54,6 +41,7 @@ import {
 import { resolveS3Credentials, type S3Credentials } from './credentials.js';
 import { TaskPool } from './pool.js';
 import { mapS3Error } from './s3-errors.js';
+import { s3 } from './s3-sdk.js';
 import { formatRemoteUrl, MAX_PART_SIZE, MIN_PART_SIZE, type S3RemoteUrl } from './url.js';
 
 // The SDK warns on every run under Node 20 (its future releases will need Node 22) — on dvfs's stderr, where
@@ -140,7 +128,7 @@ export class S3Backend implements Backend {
     this.partRetry = options.partRetry ?? DEFAULT_RETRY;
     this.contentMd5 = options.contentMd5 ?? needsContentMd5(url.endpoint);
     const agent = { keepAlive: true, maxSockets: this.connections * 2 };
-    this.client = new S3Client({
+    this.client = new s3.S3Client({
       region: url.region ?? defaultRegion(),
       ...(url.endpoint === undefined ? {} : { endpoint: url.endpoint }),
       forcePathStyle: true,
@@ -205,7 +193,7 @@ export class S3Backend implements Backend {
     const Key = this.s3Key(key);
     try {
       const data = await collectBody(body, size, key);
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length, ...(this.contentMd5 ? { ContentMD5: md5(data) } : {}) }));
+      await this.client.send(new s3.PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length, ...(this.contentMd5 ? { ContentMD5: md5(data) } : {}) }));
     } catch (e) {
       throw mapS3Error(e, { op: 'PUT', key, location: this.keyBase });
     }
@@ -218,7 +206,7 @@ export class S3Backend implements Backend {
     let uploadId: string | undefined;
     const pool = new TaskPool(this.connections);
     try {
-      const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key }));
+      const created = await this.client.send(new s3.CreateMultipartUploadCommand({ Bucket: this.bucket, Key }));
       uploadId = created.UploadId;
       if (uploadId === undefined) throw new PermanentError(`MULTIPART ${this.keyBase}/${key}: the server returned no upload id`, { key });
       const id = uploadId;
@@ -235,7 +223,7 @@ export class S3Backend implements Backend {
             async () => {
               try {
                 const res = await this.client.send(
-                  new UploadPartCommand({ Bucket: this.bucket, Key, UploadId: id, PartNumber, Body: part, ContentLength: part.length, ...(this.contentMd5 ? { ContentMD5: md5(part) } : {}) }),
+                  new s3.UploadPartCommand({ Bucket: this.bucket, Key, UploadId: id, PartNumber, Body: part, ContentLength: part.length, ...(this.contentMd5 ? { ContentMD5: md5(part) } : {}) }),
                 );
                 if (res.ETag === undefined) throw new PermanentError(`PUT ${this.keyBase}/${key} part ${PartNumber}: the server returned no ETag`, { key });
                 return res.ETag;
@@ -251,14 +239,14 @@ export class S3Backend implements Backend {
       await pool.drain();
       if (total !== size) throw wrongSize(key, size, total);
       parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: id, MultipartUpload: { Parts: parts } }));
+      await this.client.send(new s3.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: id, MultipartUpload: { Parts: parts } }));
       uploadId = undefined;
     } catch (e) {
       throw mapS3Error(e, { op: 'MULTIPART', key, location: this.keyBase });
     } finally {
       if (uploadId !== undefined) {
         await pool.settle();
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId })).catch(() => undefined);
+        await this.client.send(new s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId })).catch(() => undefined);
       }
     }
   }
@@ -266,7 +254,7 @@ export class S3Backend implements Backend {
   async get(key: string): Promise<Buffer> {
     const Key = this.s3Key(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const res = await this.client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key }));
       const data = await bodyBytes(res.Body);
       if (res.ContentLength !== undefined && res.ContentLength !== data.length) {
         throw new PermanentError(`GET ${this.keyBase}/${key}: got ${data.length} of ${res.ContentLength} bytes`, { key });
@@ -285,7 +273,7 @@ export class S3Backend implements Backend {
       return Buffer.alloc(0);
     }
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${offset}-${offset + length - 1}` }));
+      const res = await this.client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${offset}-${offset + length - 1}` }));
       const data = await bodyBytes(res.Body);
       // A server that ignores Range answers 200 with the whole object and no Content-Range.
       if (res.ContentRange === undefined) return data.subarray(offset, offset + length);
@@ -305,7 +293,7 @@ export class S3Backend implements Backend {
   async head(key: string): Promise<number | null> {
     const Key = this.s3Key(key);
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const res = await this.client.send(new s3.HeadObjectCommand({ Bucket: this.bucket, Key }));
       return res.ContentLength ?? 0;
     } catch (e) {
       const mapped = mapS3Error(e, { op: 'HEAD', key, location: this.keyBase });
@@ -320,7 +308,7 @@ export class S3Backend implements Backend {
     do {
       let res;
       try {
-        res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, MaxKeys: 1000, ...(ContinuationToken === undefined ? {} : { ContinuationToken }) }));
+        res = await this.client.send(new s3.ListObjectsV2Command({ Bucket: this.bucket, Prefix, MaxKeys: 1000, ...(ContinuationToken === undefined ? {} : { ContinuationToken }) }));
       } catch (e) {
         throw mapS3Error(e, { op: 'LIST', key: prefix, location: this.keyBase });
       }
@@ -338,7 +326,7 @@ export class S3Backend implements Backend {
       let res;
       try {
         res = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((k) => ({ Key: this.s3Key(k) })), Quiet: true } }),
+          new s3.DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((k) => ({ Key: this.s3Key(k) })), Quiet: true } }),
         );
       } catch (e) {
         throw mapS3Error(e, { op: 'DELETE', location: this.keyBase });

@@ -42,8 +42,8 @@ export function volumeMac(keys: RemoteKeys, file: VolumeConfigFile): Buffer {
 export async function putVolumeConfig(backend: Backend, keys: RemoteKeys, file: VolumeConfigFile): Promise<void> {
   const key = `${KEYS_PREFIX}${stem(file.fileName)}`;
   const mac = volumeMac(keys, file);
-  await backend.put(key, file.data, file.data.length);
-  await backend.put(`${key}.mac`, mac, mac.length);
+  // Both at once: a reader checks the one against the other either way (and a push writes them before the ref).
+  await Promise.all([backend.put(key, file.data, file.data.length), backend.put(`${key}.mac`, mac, mac.length)]);
 }
 
 /**

@@ -76,19 +76,41 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
   if (head === null) throw new DvfsError('E_NOTFOUND', 'nothing to push: no snapshot yet', { path: v.repo.root, hint: 'dvfs commit REPO first' });
   const reach = await reachableFrom(v.manifests, [head]);
   const backend = await openBackend(url);
-  await pushKeyring(backend, v.repo.root).catch(async (e: unknown) => {
+  // The key slots and the remote's config and index are independent reads: one round trip for both.
+  const [slots, opened] = await Promise.allSettled([
+    pushKeyring(backend, v.repo.root),
+    RemoteRepository.openOrInit(
+      backend,
+      v.keys,
+      options.packSize === undefined ? {} : { packSize: options.packSize },
+      options.connections === undefined ? {} : { connections: options.connections },
+    ),
+  ]);
+  if (opened.status === 'rejected') {
     await backend.close();
-    throw e;
-  });
-  const remote = await RemoteRepository.openOrInit(
-    backend,
-    v.keys,
-    options.packSize === undefined ? {} : { packSize: options.packSize },
-    options.connections === undefined ? {} : { connections: options.connections },
-  );
+    throw slots.status === 'rejected' ? slots.reason : opened.reason;
+  }
+  if (slots.status === 'rejected') {
+    opened.value.close();
+    await backend.close();
+    throw slots.reason;
+  }
+  const remote = opened.value;
   const lock = await remote.lock({ purpose: 'push' });
   lock.keepFresh();
   const keys = deriveRemoteKeys(v.keys);
+  // Beside the uploads: the volume config (what a clone unlocks with) goes up and the remote's ref is read.
+  // Both are awaited before the ref is written, and before the lock is released whatever happens.
+  const beside = Promise.all([
+    Promise.all(
+      VOLUME_CONFIG_FILES.map(async (fileName) => {
+        const data = await readFile(join(v.tree.root, fileName)).catch(() => null);
+        if (data) await putVolumeConfig(backend, keys, { fileName, data });
+      }),
+    ),
+    remote.readRef(),
+  ]);
+  beside.catch(() => undefined);
   try {
     // What the remote lacks, in upload order: manifests (small) first, then objects.
     const wanted: Array<{ type: 'manifest' | 'object'; id: ObjectId; path: string }> = [];
@@ -129,11 +151,7 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
       }
     }
     const flushed = await remote.flush();
-    for (const fileName of VOLUME_CONFIG_FILES) {
-      const data = await readFile(join(v.tree.root, fileName)).catch(() => null);
-      if (data) await putVolumeConfig(backend, keys, { fileName, data });
-    }
-    const previous = await remote.readRef();
+    const [, previous] = await beside;
     if (previous?.snapshot !== head) await remote.writeRef(head);
     return {
       remote: remote.location,
@@ -149,6 +167,7 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
+    await beside.catch(() => undefined);
     wipeRemoteKeys(keys);
     await lock.release().catch(() => undefined);
     remote.close();

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Body } from '../../daemon/remote/backend.js';
+import type { Body, ObjectInfo } from '../../daemon/remote/backend.js';
 import { FileBackend } from '../../daemon/remote/file-backend.js';
 import { deriveRemoteKeys, wipeRemoteKeys } from '../../daemon/remote/keys.js';
 import { RemoteIntegrityError } from '../../daemon/remote/layout.js';
@@ -95,4 +95,35 @@ t.test('a tampered lock is an integrity error', async (t) => {
   const e = await errorOf(RemoteLock.acquire(remote, rk));
   t.ok(e instanceof RemoteIntegrityError, 'RemoteIntegrityError');
   t.match((e as Error).message, /lock: authentication failed/);
+});
+
+t.test('taking a lock costs one put and one list: no look before writing, its own lock not read back', async (t) => {
+  const keys = repoKeys(t);
+  const file = await tempRemote(t);
+  const rk = deriveRemoteKeys(keys);
+  t.teardown(() => wipeRemoteKeys(rk));
+  class Counting extends FileBackend {
+    calls: string[] = [];
+    override put(key: string, body: Body, size: number): Promise<void> {
+      this.calls.push(`put ${key.split('/')[0] ?? ''}`);
+      return super.put(key, body, size);
+    }
+    override get(key: string): Promise<Buffer> {
+      this.calls.push(`get ${key.split('/')[0] ?? ''}`);
+      return super.get(key);
+    }
+    override list(prefix: string): AsyncGenerator<ObjectInfo> {
+      this.calls.push(`list ${prefix}`);
+      return super.list(prefix);
+    }
+  }
+  const counting = new Counting(file.root, { fsync: false });
+  const first = await RemoteLock.acquire(counting, rk, { purpose: 'push' });
+  t.same(counting.calls, ['put locks', 'list locks/'], 'alone: a put and a list');
+  counting.calls = [];
+  const second = await RemoteLock.acquire(counting, rk, { purpose: 'push' });
+  t.same(counting.calls, ['put locks', 'list locks/', 'get locks'], 'beside another lock: that one is read (to check it), ours is not');
+  t.same((await listLocks(counting, rk)).map((l) => l.name).sort(), [first.name, second.name].sort(), 'both shared locks are there');
+  await first.release();
+  await second.release();
 });
