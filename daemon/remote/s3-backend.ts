@@ -16,7 +16,7 @@
  * The SDK's own retries are off (maxAttempts 1): failures are mapped to the typed errors (s3-errors.ts) and
  * retried by RetryingBackend, and each multipart part is retried on its own under the same policy.
  *
- * Bodies up to `multipartThreshold` (default 64 MiB) go in one PutObject; larger ones in a multipart upload of
+ * Bodies up to `multipartThreshold` (default 64 MiB; URL parameter multipartCutoff) go in one PutObject; larger ones in a multipart upload of
  * `partSize` parts (default 16 MiB, grown to stay under 10 000 parts), `connections` parts in flight at once
  * (default 4), aborted on failure so no orphaned parts are left behind (best effort).
  */
@@ -30,6 +30,7 @@ import {
   DEFAULT_RETRY,
   NotFoundError,
   PermanentError,
+  TransientError,
   partsOf,
   withRetry,
   wrongSize,
@@ -124,7 +125,7 @@ export class S3Backend implements Backend {
     this.keyPrefix = url.prefix === '' ? '' : `${url.prefix}/`;
     this.connections = options.connections ?? url.connections ?? DEFAULT_CONNECTIONS;
     this.partSize = options.partSize ?? url.partSize ?? DEFAULT_PART_SIZE;
-    this.multipartThreshold = Math.min(options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_PUT_BYTES);
+    this.multipartThreshold = Math.min(options.multipartThreshold ?? url.multipartCutoff ?? DEFAULT_MULTIPART_THRESHOLD, MAX_PUT_BYTES);
     this.partRetry = options.partRetry ?? DEFAULT_RETRY;
     this.contentMd5 = options.contentMd5 ?? needsContentMd5(url.endpoint);
     const agent = { keepAlive: true, maxSockets: this.connections * 2 };
@@ -208,7 +209,7 @@ export class S3Backend implements Backend {
     try {
       const created = await this.client.send(new s3.CreateMultipartUploadCommand({ Bucket: this.bucket, Key }));
       uploadId = created.UploadId;
-      if (uploadId === undefined) throw new PermanentError(`MULTIPART ${this.keyBase}/${key}: the server returned no upload id`, { key });
+      if (uploadId === undefined) throw new TransientError(`MULTIPART ${this.keyBase}/${key}: the server returned no upload id`, { key });
       const id = uploadId;
       const parts: CompletedPart[] = [];
       let total = 0;

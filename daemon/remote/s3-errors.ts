@@ -4,6 +4,7 @@
  *
  *   404 / NoSuchKey / NotFound                               -> NotFoundError
  *   NoSuchBucket, NoSuchUpload                               -> PermanentError (with a hint)
+ *   InvalidPart (completing a multipart upload)              -> TransientError (upload it all again)
  *   408, 429, 5xx except 501; RequestTimeout, SlowDown,
  *   Throttling*, InternalError, ServiceUnavailable; $retryable -> TransientError
  *   connection errors: ECONNRESET, ECONNREFUSED, ETIMEDOUT, EPIPE, EAI_AGAIN, socket hang up, TimeoutError …
@@ -121,6 +122,9 @@ export function mapS3Error(e: unknown, ctx: S3ErrorContext): BackendError {
 
   if (name === 'NoSuchBucket') return new PermanentError(text, { ...opts, code: 'E_NOTFOUND', hint: 'create the bucket (container) first, or fix the bucket name' });
   if (name === 'NoSuchUpload') return new PermanentError(text, { ...opts, hint: 'the multipart upload was aborted or expired; upload again' });
+  // Completing a multipart upload whose parts the server stored differently than it answered (a part's ETag
+  // came back wrong): sending the whole upload again can work, so a retry loop with a replayable body does.
+  if (name === 'InvalidPart') return new TransientError(text, { ...opts, hint: 'a part was answered with an ETag that does not match what the server stored; the upload is sent again' });
   if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return new NotFoundError(`${where}: no such object`, opts);
   if (CREDENTIAL_NAMES.has(name) || status === 401 || status === 403) {
     return new PermanentError(text, { ...opts, code: 'E_PASSWORD', hint: 'check the S3 credentials and region (on Swift the region must equal s3api location)' });

@@ -13,6 +13,8 @@
  *   credentials=/ABSOLUTE/PATH       a credentials file (INI, like ~/.aws/credentials; must be mode 0600)
  *   connections=N                    parallel requests (1..64)
  *   partSize=N[KiB|MiB|GiB]          multipart part size (5 MiB..5 GiB)
+ *   multipartCutoff=N[KiB|MiB|GiB]   bodies larger than this go up as multipart uploads (5 MiB..5 GiB,
+ *                                    default 64 MiB)
  *   timeout=SECONDS                  give up on a request whose connection stays idle this long (1..3600,
  *                                    default 120); the request is then retried like any transient failure
  *
@@ -40,13 +42,15 @@ export interface S3RemoteUrl {
   credentials?: string;
   connections?: number;
   partSize?: number;
+  /** Bodies larger than this are multipart uploads. */
+  multipartCutoff?: number;
   /** Idle timeout of one request, in seconds. */
   timeout?: number;
 }
 
 export type RemoteUrl = FileRemoteUrl | S3RemoteUrl;
 
-export const S3_PARAMS = ['endpoint', 'region', 'profile', 'credentials', 'connections', 'partSize', 'timeout'] as const;
+export const S3_PARAMS = ['endpoint', 'region', 'profile', 'credentials', 'connections', 'partSize', 'multipartCutoff', 'timeout'] as const;
 export const MAX_TIMEOUT_SECONDS = 3600;
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
@@ -183,6 +187,12 @@ function parseS3(url: string): S3RemoteUrl {
         out.partSize = n;
         break;
       }
+      case 'multipartCutoff': {
+        const n = parseSize(url, 'multipartCutoff', value);
+        if (n < MIN_PART_SIZE || n > MAX_PART_SIZE) throw new RemoteUrlError(url, `multipartCutoff=${value} is outside 5MiB..5GiB (one PUT's S3 limit)`);
+        out.multipartCutoff = n;
+        break;
+      }
       case 'timeout': {
         const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
         if (!Number.isSafeInteger(n) || n < 1 || n > MAX_TIMEOUT_SECONDS) throw new RemoteUrlError(url, `timeout=${value} is not a whole number of seconds in 1..${MAX_TIMEOUT_SECONDS}`);
@@ -252,6 +262,7 @@ export function formatRemoteUrl(u: RemoteUrl): string {
   if (u.credentials !== undefined) q.push(`credentials=${encodeURIComponent(u.credentials)}`);
   if (u.connections !== undefined) q.push(`connections=${u.connections}`);
   if (u.partSize !== undefined) q.push(`partSize=${u.partSize}`);
+  if (u.multipartCutoff !== undefined) q.push(`multipartCutoff=${u.multipartCutoff}`);
   if (u.timeout !== undefined) q.push(`timeout=${u.timeout}`);
   return q.length === 0 ? s : `${s}?${q.join('&')}`;
 }

@@ -199,3 +199,43 @@ t.test('garbage and cut-off listings', async (t) => {
   t.comment(`requests ${server.requests}, lies ${JSON.stringify(server.injected)}`);
   t.ok(server.injected.garbageXml > 0, `garbage listings were sent (${server.injected.garbageXml}; cut-off ${server.injected.truncated})`);
 });
+
+t.test('multipart uploads under lies', async (t) => {
+  // Files above the remote's large-object threshold are blobs of their own; above the multipart cutoff (5 MiB
+  // here, through the URL) they go up in 5 MiB parts. A third of the requests lie.
+  const server = await BadS3Server.start('faults');
+  t.teardown(() => server.stop());
+  for (const seed of faultSeeds(2)) {
+    await t.test(`seed ${seed}`, async (t) => {
+      const c = await context(t, server, seed, `multipart-${seed}`);
+      const url = `${c.url}&multipartCutoff=5MiB&partSize=5MiB`;
+      const r = rng(seed);
+      const repo = join(c.dir, 'repo');
+      await honest(c, 'init', ['init', repo, '--mode', 'encfs', '--kdf-iterations', '1000']);
+      const files = new Map<string, Buffer>([
+        ['big/a.bin', r.bytes(11 * 2 ** 20 + r.int(2 ** 20))],
+        ['big/b.bin', r.bytes(6 * 2 ** 20 + r.int(2 ** 20))],
+        ['small.txt', Buffer.from(`seed ${seed}\n`)],
+      ]);
+      await commitVersion(c, repo, 'v1', files);
+      const completedBefore = server.multipartCompleted;
+      server.misbehave({ seed: seed * 6007, rate: 0.33 });
+      const before = server.injectedTotal;
+      const lied = await runDvfs(['push', repo, url], { env: c.env, timeoutMs: COMMAND_BOUND_MS });
+      server.behave();
+      const lies = server.injectedTotal - before;
+      t.comment(`seed ${seed}: push under ${lies} lie(s): ${lied.status === 0 ? 'completed' : lied.stderr.trim().slice(0, 200)}`);
+      t.ok(lies > 0, `seed ${seed}: the server lied (${lies})`);
+      if (lied.status !== 0) {
+        t.equal(cleanFailure(lied, ['s3://faults', server.endpoint]), null, `seed ${seed}: a failed multipart push failed cleanly`);
+        await honest(c, 'push again', ['push', repo, url]);
+      }
+      t.ok(server.multipartCompleted - completedBefore >= 2, `seed ${seed}: both large files went up as multipart uploads (${server.multipartCompleted - completedBefore} completed)`);
+      const clone = join(c.dir, 'clone');
+      await honest(c, 'clone', ['clone', url, clone]);
+      const all = new Map([...files].map(([p, d]) => [`v1/${p}`, d]));
+      await checkSnapshot(c, clone, 'HEAD', all, 'the clone of multipart blobs');
+      await honest(c, 'verify --remote', ['verify', repo, '--remote', url]);
+    });
+  }
+});

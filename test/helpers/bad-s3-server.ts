@@ -91,6 +91,8 @@ export class BadS3Server {
   readonly injected: Record<FaultKind, number> = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   /** Requests answered (or dropped) since the server started. */
   requests = 0;
+  /** Multipart uploads completed (the object stored) since the server started. */
+  multipartCompleted = 0;
   port = 0;
 
   private constructor(readonly bucket: string) {
@@ -377,6 +379,7 @@ export class BadS3Server {
     if (kind === 'reset' && this.coin()) return void res.socket?.destroy();
     this.objects.set(key, Buffer.concat(parts));
     this.uploads.delete(id);
+    this.multipartCompleted++;
     if (kind === 'reset') return void res.socket?.destroy();
     const xml = `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${this.bucket}</Bucket><Key>${xmlEscape(key)}</Key><ETag>"${md5hex(Buffer.concat(parts))}-${parts.length}"</ETag></CompleteMultipartUploadResult>`;
     if (kind === 'slowBody') return this.stall(res, 200, Buffer.from(xml), { 'content-type': 'application/xml' });

@@ -54,6 +54,7 @@ t.test('SDK errors map to typed errors', async (t) => {
     ['RequestTimeout', 400],
     ['TooManyRequests', 429],
     ['Unknown', 408],
+    ['InvalidPart', 400],
   ] as const) {
     const e = mapS3Error(svc(name, status), ctx);
     t.ok(e instanceof TransientError, `${status} ${name} -> transient`);

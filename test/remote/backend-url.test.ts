@@ -16,7 +16,7 @@ t.test('s3 URLs', async (t) => {
   t.same(parseRemoteUrl('s3://my-bucket/'), { scheme: 's3', bucket: 'my-bucket', prefix: '' });
   t.same(parseRemoteUrl('s3://my-bucket/team/proj/'), { scheme: 's3', bucket: 'my-bucket', prefix: 'team/proj' });
   t.same(
-    parseRemoteUrl('s3://dvfs.data/a%20b?endpoint=http://127.0.0.1:48431&region=us-east-1&profile=ci&credentials=/etc/dvfs/creds&connections=8&partSize=16MiB'),
+    parseRemoteUrl('s3://dvfs.data/a%20b?endpoint=http://127.0.0.1:48431&region=us-east-1&profile=ci&credentials=/etc/dvfs/creds&connections=8&partSize=16MiB&multipartCutoff=32MiB'),
     {
       scheme: 's3',
       bucket: 'dvfs.data',
@@ -27,6 +27,7 @@ t.test('s3 URLs', async (t) => {
       credentials: '/etc/dvfs/creds',
       connections: 8,
       partSize: 16 * 1024 * 1024,
+      multipartCutoff: 32 * 1024 * 1024,
     },
   );
   t.equal((parseRemoteUrl('s3://b12?endpoint=https://s3.example.org/') as S3RemoteUrl).endpoint, 'https://s3.example.org', 'endpoint normalized');
@@ -37,7 +38,7 @@ t.test('format round trips', async (t) => {
   const urls: RemoteUrl[] = [
     { scheme: 'file', path: '/srv/r e?#%' },
     { scheme: 's3', bucket: 'bkt', prefix: '' },
-    { scheme: 's3', bucket: 'bkt', prefix: 'x/y z', endpoint: 'http://h:1', region: 'eu-1', profile: 'p', credentials: '/c f', connections: 3, partSize: 6 * 1024 * 1024 },
+    { scheme: 's3', bucket: 'bkt', prefix: 'x/y z', endpoint: 'http://h:1', region: 'eu-1', profile: 'p', credentials: '/c f', connections: 3, partSize: 6 * 1024 * 1024, multipartCutoff: 5 * 1024 * 1024 },
   ];
   for (const u of urls) t.same(parseRemoteUrl(formatRemoteUrl(u)), u, formatRemoteUrl(u));
   t.equal(formatRemoteUrl({ scheme: 's3', bucket: 'b12', prefix: 'p', endpoint: 'http://h:9', region: 'r' }), 's3://b12/p?endpoint=http%3A%2F%2Fh%3A9&region=r');
@@ -80,6 +81,7 @@ t.test('malformed URLs are refused, naming the problem', async (t) => {
     ['s3://bucket?connections=2.5', /connections=2\.5/],
     ['s3://bucket?partSize=1MiB', /outside 5MiB\.\.5GiB/],
     ['s3://bucket?partSize=lots', /is not a size/],
+    ['s3://bucket?multipartCutoff=4MiB', /multipartCutoff=4MiB is outside 5MiB\.\.5GiB/],
     ['s3://bucket?credentials=creds.ini', /not an absolute path/],
   ];
   for (const [url, re] of cases) {
