@@ -10,7 +10,7 @@
  *   (pull first), pull adopts a newer one.
  */
 import { DvfsError } from '../errors.js';
-import { isNotFound, type Backend, type Body, type ObjectInfo } from '../remote/backend.js';
+import { isNotFound, type Backend, type Body, type ObjectInfo, type PartSent } from '../remote/backend.js';
 import { KEYS_PREFIX } from '../remote/layout.js';
 import { parseKeyring, readKeyring, serializeKeyring, writeKeyring, type Keyring } from './keyring.js';
 
@@ -29,8 +29,8 @@ class PrefixedBackend implements Backend {
   put(key: string, body: Body, size: number): Promise<void> {
     return this.inner.put(this.prefix + key, body, size);
   }
-  putLarge(key: string, body: Body, size: number): Promise<void> {
-    return this.inner.putLarge(this.prefix + key, body, size);
+  putLarge(key: string, body: Body, size: number, sent?: PartSent): Promise<void> {
+    return this.inner.putLarge(this.prefix + key, body, size, sent);
   }
   get(key: string): Promise<Buffer> {
     return this.inner.get(this.prefix + key);

@@ -31,13 +31,20 @@ export interface ObjectInfo {
   size: number;
 }
 
+/** See Backend.putLarge(). */
+export type PartSent = (part: Uint8Array) => void;
+
 export interface Backend {
   /** Where the data lives, for messages: the remote URL (never with secrets). */
   readonly location: string;
   /** Stores `body` (exactly `size` bytes) under `key`, atomically, replacing what was there. */
   put(key: string, body: Body, size: number): Promise<void>;
-  /** Like put(), for large bodies: uploaded in (parallel) parts where the backend has them. */
-  putLarge(key: string, body: Body, size: number): Promise<void>;
+  /**
+   * Like put(), for large bodies: uploaded in (parallel) parts where the backend has them. `sent`, when given,
+   * is called with each part the backend is done with for good (uploaded), so that the body's producer can
+   * reuse its buffer; a backend that does not cut parts never calls it.
+   */
+  putLarge(key: string, body: Body, size: number, sent?: PartSent): Promise<void>;
   /** The whole object (NotFoundError when missing). */
   get(key: string): Promise<Buffer>;
   /**
@@ -313,9 +320,9 @@ export class RetryingBackend implements Backend {
     return withRetry(`PUT ${key}`, () => this.inner.put(key, body, size), this.policy);
   }
 
-  putLarge(key: string, body: Body, size: number): Promise<void> {
-    if (!isReplayable(body)) return this.inner.putLarge(key, body, size);
-    return withRetry(`PUT ${key}`, () => this.inner.putLarge(key, body, size), this.policy);
+  putLarge(key: string, body: Body, size: number, sent?: PartSent): Promise<void> {
+    if (!isReplayable(body)) return this.inner.putLarge(key, body, size, sent);
+    return withRetry(`PUT ${key}`, () => this.inner.putLarge(key, body, size, sent), this.policy);
   }
 
   get(key: string): Promise<Buffer> {

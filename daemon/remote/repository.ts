@@ -21,7 +21,7 @@ import { DvfsError } from '../errors.js';
 import type { RepoKeys } from '../store/keys.js';
 import type { ObjectId } from '../store/object-id.js';
 import { collectBody, isNotFound, type Backend, type StreamFactory } from './backend.js';
-import { blobRawSize, readBlob, uploadBlob, uploadFileBlob } from './blob.js';
+import { blobRawSize, PartBuffers, readBlob, uploadBlob, uploadFileBlob } from './blob.js';
 import { newConfig, readConfig, readRef, writeConfig, writeRef, type ConfigParams, type RemoteConfig, type RemoteRef } from './config.js';
 import { deriveRemoteKeys, wipeRemoteKeys, type RemoteKeys } from './keys.js';
 import { epochBackend } from '../keys/remote-epochs.js';
@@ -74,6 +74,8 @@ export class RemoteRepository {
   private readonly pool: TaskPool;
   /** Backing buffers of uploaded packs, reused by the next packs. */
   private readonly spareBuffers: Buffer[] = [];
+  /** Part buffers of large file blobs, reused from one part (and blob) to the next. */
+  private readonly partBuffers = new PartBuffers();
   private stats = { packs: 0, blobs: 0, bytes: 0 };
   private closed = false;
 
@@ -210,7 +212,7 @@ export class RemoteRepository {
       if (data.length !== size) throw new DvfsError('E_IO', `${describe(type, id)} changed while being pushed`, { path });
       return this.put(type, id, data);
     }
-    return this.uploadLarge(type, id, () => uploadFileBlob(this.backend, this.keys, type, id, size, path));
+    return this.uploadLarge(type, id, () => uploadFileBlob(this.backend, this.keys, type, id, size, path, this.partBuffers));
   }
 
   /**

@@ -37,6 +37,7 @@ import {
   type Backend,
   type Body,
   type ObjectInfo,
+  type PartSent,
   type RetryPolicy,
 } from './backend.js';
 import { resolveS3Credentials, type S3Credentials } from './credentials.js';
@@ -200,7 +201,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async putLarge(key: string, body: Body, size: number): Promise<void> {
+  async putLarge(key: string, body: Body, size: number, sent?: PartSent): Promise<void> {
     if (size <= this.multipartThreshold) return this.put(key, body, size);
     const Key = this.s3Key(key);
     const partSize = partSizeFor(size, this.partSize);
@@ -235,6 +236,7 @@ export class S3Backend implements Backend {
             this.partRetry,
           );
           parts.push({ PartNumber, ETag });
+          sent?.(part);
         });
       }
       await pool.drain();

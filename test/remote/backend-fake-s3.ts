@@ -4,6 +4,9 @@
 // the last must be >= 5 MiB). `fault` injects failures per request; `requests` records every request.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { S3Backend, type S3BackendOptions } from '../../daemon/remote/s3-backend.js';
+import { parseRemoteUrl, type S3RemoteUrl } from '../../daemon/remote/url.js';
 
 export interface FakeRequest {
   method: string;
@@ -178,4 +181,17 @@ export class FakeS3 {
     }
     return this.error(405, 'MethodNotAllowed');
   }
+}
+
+/**
+ * An S3Backend for `url` whose requests `fake` answers, with test credentials and fast part retries. The SDK
+ * types its request handler far wider than the fake implements: the one cast for that is here.
+ */
+export function fakeS3Backend(fake: FakeS3, url: string, options: Omit<S3BackendOptions, 'credentials' | 'requestHandler'> = {}): S3Backend {
+  return new S3Backend(parseRemoteUrl(url) as S3RemoteUrl, {
+    credentials: { accessKeyId: 'test:tester', secretAccessKey: 'testing' },
+    requestHandler: fake.handler() as unknown as S3ClientConfig['requestHandler'],
+    partRetry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 },
+    ...options,
+  });
 }

@@ -14,7 +14,7 @@ import { parseIni, readCredentialsFile, resolveS3Credentials } from '../../daemo
 import { needsContentMd5, partSizeFor, S3Backend } from '../../daemon/remote/s3-backend.js';
 import { mapS3Error } from '../../daemon/remote/s3-errors.js';
 import { parseRemoteUrl, type S3RemoteUrl } from '../../daemon/remote/url.js';
-import { FakeS3 } from './backend-fake-s3.js';
+import { FakeS3, fakeS3Backend } from './backend-fake-s3.js';
 import { errorOf } from '../helpers/errors.js';
 
 const ctx = { op: 'GET', key: 'data/ab/cd', location: 's3://bkt' };
@@ -187,14 +187,6 @@ t.test('part sizes and rechunking', async (t) => {
   );
 });
 
-function fakeBackend(fake: FakeS3, url: string, extra: { multipartThreshold?: number; partSize?: number; connections?: number; contentMd5?: boolean } = {}): S3Backend {
-  return new S3Backend(parseRemoteUrl(url) as S3RemoteUrl, {
-    credentials: { accessKeyId: 'test:tester', secretAccessKey: 'testing' },
-    requestHandler: fake.handler() as unknown as S3ClientConfig['requestHandler'],
-    partRetry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 },
-    ...extra,
-  });
-}
 
 t.test('Content-MD5 only where nothing else protects a body in transit', async (t) => {
   t.equal(needsContentMd5('http://swift.example.org:8080'), true, 'plain http to another host: MD5');
@@ -205,12 +197,12 @@ t.test('Content-MD5 only where nothing else protects a body in transit', async (
   t.equal(needsContentMd5('http://localhost:8080'), false);
   t.equal(needsContentMd5('http://[::1]:8080'), false);
   const fake = new FakeS3('bkt');
-  const b = fakeBackend(fake, 's3://bkt?endpoint=http://127.0.0.1:9&region=us-east-1');
+  const b = fakeS3Backend(fake, 's3://bkt?endpoint=http://127.0.0.1:9&region=us-east-1');
   t.teardown(() => b.close());
   await b.put('config', Buffer.from('hello'), 5);
   t.equal(fake.requests.at(-1)?.headers['content-md5'], undefined, 'no Content-MD5 to a loopback endpoint');
   t.equal(fake.requests.at(-1)?.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD', 'and no payload hash in the signature');
-  const forced = fakeBackend(fake, 's3://bkt?endpoint=http://127.0.0.1:9&region=us-east-1', { contentMd5: true });
+  const forced = fakeS3Backend(fake, 's3://bkt?endpoint=http://127.0.0.1:9&region=us-east-1', { contentMd5: true });
   t.teardown(() => forced.close());
   await forced.put('config', Buffer.from('hello'), 5);
   t.ok(fake.requests.at(-1)?.headers['content-md5'] !== undefined, 'unless asked for');
@@ -218,7 +210,7 @@ t.test('Content-MD5 only where nothing else protects a body in transit', async (
 
 t.test('S3Backend against a fake S3', async (t) => {
   const fake = new FakeS3('bkt');
-  const b = fakeBackend(fake, 's3://bkt/team/proj?endpoint=http://fake.invalid:9000&region=us-east-1');
+  const b = fakeS3Backend(fake, 's3://bkt/team/proj?endpoint=http://fake.invalid:9000&region=us-east-1');
   t.teardown(() => b.close());
   t.equal(b.location, 's3://bkt/team/proj?endpoint=http%3A%2F%2Ffake.invalid%3A9000');
   t.equal(b.keyBase, 's3://bkt/team/proj', 'keys are shown without the query');
@@ -292,7 +284,7 @@ t.test('S3Backend against a fake S3', async (t) => {
   t.same(await rb.get('config'), Buffer.from('hello'), 'retried through two 500s');
   fake.fault = () => null;
 
-  const wrongBucket = fakeBackend(fake, 's3://other?endpoint=http://fake.invalid:9000');
+  const wrongBucket = fakeS3Backend(fake, 's3://other?endpoint=http://fake.invalid:9000');
   t.teardown(() => wrongBucket.close());
   t.match(await errorOf(wrongBucket.put('k', Buffer.from('1'), 1)), { code: 'E_NOTFOUND', hint: /create the bucket/ });
 });
@@ -300,7 +292,7 @@ t.test('S3Backend against a fake S3', async (t) => {
 t.test('multipart uploads: parallel parts, retried parts, abort on failure', async (t) => {
   const MiB = 1024 * 1024;
   const fake = new FakeS3('bkt');
-  const b = fakeBackend(fake, 's3://bkt?endpoint=http://fake.invalid:9000', { multipartThreshold: 6 * MiB, partSize: 5 * MiB, connections: 3 });
+  const b = fakeS3Backend(fake, 's3://bkt?endpoint=http://fake.invalid:9000', { multipartThreshold: 6 * MiB, partSize: 5 * MiB, connections: 3 });
   t.teardown(() => b.close());
   const data = Buffer.alloc(17 * MiB + 123);
   for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) & 0xff;

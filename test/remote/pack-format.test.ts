@@ -4,7 +4,8 @@ import t, { type Test } from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sodium from 'sodium-native';
-import { blobChunkCount, blobRawSize, BLOB_CHUNK_BYTES, FILE_BLOB_PART_CHUNKS, readBlob, sealBlob, sealFileBlob, uploadBlob, uploadFileBlob } from '../../daemon/remote/blob.js';
+import { blobChunkCount, blobRawSize, BLOB_CHUNK_BYTES, FILE_BLOB_PART_CHUNKS, PartBuffers, readBlob, sealBlob, sealFileBlob, uploadBlob, uploadFileBlob } from '../../daemon/remote/blob.js';
+import { FakeS3, fakeS3Backend } from './backend-fake-s3.js';
 import { newConfig, openConfig, openRef, sealConfig, sealRef } from '../../daemon/remote/config.js';
 import { deriveRemoteKeys, REMOTE_KEY_LABEL, SEAL_OVERHEAD, wipeRemoteKeys, type RemoteKeys } from '../../daemon/remote/keys.js';
 import { dataKey, nameOfDataKey, newName, RemoteIntegrityError } from '../../daemon/remote/layout.js';
@@ -230,4 +231,63 @@ t.test('volume config on the remote', async (t) => {
   await remote.delete(['keys/encfs6.xml.mac']);
   t.match(await errorOf(verifyVolumeConfig(remote, keys, file)), { message: /MAC is missing/ });
   t.match(await errorOf(putVolumeConfig(remote, keys, { fileName: '../x', data: Buffer.alloc(0) })), { code: 'E_USAGE' });
+});
+
+t.test('part buffers: reused only when all of a taken buffer comes back, once', async (t) => {
+  const pool = new PartBuffers(2);
+  const a = pool.take(1000);
+  t.equal(a.length, 1000);
+  pool.give(a.subarray(0, 500));
+  t.equal(pool.spare, 0, 'a piece of a taken buffer is not taken back (its other pieces may still be in flight)');
+  pool.give(a.subarray(500));
+  t.equal(pool.spare, 0, 'nor a piece at an offset');
+  pool.give(Buffer.alloc(1000));
+  t.equal(pool.spare, 0, 'nor a buffer it did not give');
+  pool.give(a);
+  t.equal(pool.spare, 1, 'the whole part is');
+  pool.give(a);
+  t.equal(pool.spare, 1, 'once');
+  const b = pool.take(800);
+  t.equal(b.length, 800, 'a smaller request gets a view of the reused buffer');
+  t.equal(b.buffer, a.buffer, 'the same memory');
+  t.equal(pool.spare, 0);
+  pool.give(b);
+  t.equal(pool.spare, 1, 'a view given back whole (its taken size) is reusable again');
+  const c = pool.take(2000);
+  t.not(c.buffer, a.buffer, 'too small a spare is not used for a bigger request');
+  const d = pool.take(10);
+  const e = pool.take(10);
+  pool.give(c);
+  pool.give(d);
+  pool.give(e);
+  t.equal(pool.spare, 2, 'at most `keep` spares are kept');
+});
+
+t.test('large file blobs through multipart uploads reuse their part buffers, and arrive intact', async (t) => {
+  const MiB = 1024 * 1024;
+  const rk = repoKeys(t);
+  const keys = remoteKeys(t);
+  const dir = await tempDir(t);
+  const size = (3 * FILE_BLOB_PART_CHUNKS + 2) * BLOB_CHUNK_BYTES + 4321;
+  const b = blobOf(rk, size);
+  const path = join(dir, 'big');
+  await writeFile(path, b.data);
+  // partSize 16 MiB: each sealed buffer is one part, given back once uploaded. partSize 5 MiB: the backend
+  // cuts each buffer into pieces, none of which may be reused while its siblings are in flight.
+  for (const [partSize, reused] of [[16 * MiB, true], [5 * MiB, false]] as const) {
+    const fake = new FakeS3('bkt');
+    const backend = fakeS3Backend(fake, 's3://bkt?endpoint=http://fake.invalid:9000', { multipartThreshold: 5 * MiB, partSize, connections: 2 });
+    t.teardown(() => backend.close());
+    const buffers = new PartBuffers();
+    const loc = await uploadFileBlob(backend, keys, 'object', b.id, size, path, buffers);
+    const parts = fake.requests.filter((r) => r.method === 'PUT' && r.query['partNumber'] !== undefined).length;
+    t.ok(parts >= 4, `partSize ${partSize / MiB} MiB: a multipart upload (${parts} parts)`);
+    if (reused) t.ok(buffers.spare >= 1, `partSize ${partSize / MiB} MiB: sent parts came back for reuse (${buffers.spare} spare)`);
+    else t.equal(buffers.spare, 0, `partSize ${partSize / MiB} MiB: pieces were not reused`);
+    const plain = Buffer.concat(await collect(readBlob(backend, keys, 'object', b.id, loc)));
+    t.ok(plain.equals(b.data), `partSize ${partSize / MiB} MiB: the blob opens to the file's bytes`);
+    // A second blob through the same pool (reusing what the first one sent) is intact too.
+    const loc2 = await uploadFileBlob(backend, keys, 'object', b.id, size, path, buffers);
+    t.ok(Buffer.concat(await collect(readBlob(backend, keys, 'object', b.id, loc2))).equals(b.data), `partSize ${partSize / MiB} MiB: and so does a second one`);
+  }
 });
