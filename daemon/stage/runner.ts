@@ -12,7 +12,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { DvfsError } from '../errors.js';
 import { listSessions, newSessionId, sessionDir } from '../journal/sessions.js';
-import { silentLogger } from '../log.js';
 import { cleanStale, launchDaemon, stopDaemon } from '../mount/launcher.js';
 import { isMounted, processAlive } from '../mount/mountinfo.js';
 import { runDirFor, type MountRecord } from '../mount/records.js';
@@ -20,17 +19,15 @@ import { loadProfile } from '../profile/load.js';
 import { expandPlaceholders, type PlaceholderValues } from '../profile/placeholders.js';
 import type { EngineName, Profile } from '../profile/schema.js';
 import type { Credential } from '../keys/unlock.js';
+import { quietLog } from '../quiet-log.js';
 import { openTree } from '../repo/open-tree.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
 import type { ObjectId } from '../store/content-hash.js';
 import type { Provenance, StageProvenance } from '../store/manifest-schema.js';
 import { readHead } from '../store/refs.js';
-import { commitUnchanged } from '../versioning/commit.js';
 import { openVersioning, requireVersionedRepo, type Versioning } from '../versioning/context.js';
-import { SnapshotReader } from '../versioning/snapshot-walk.js';
-import { commitStageSessions, type StageDecision } from './deferred.js';
+import type { StageDecision } from './deferred.js';
 import { ENGINE_PROGRAMS, engineInvocation, type EngineInvocation } from './engines.js';
-import { globSnapshot } from './glob.js';
 import { committedStages, inputIds, outputsPresent, provenanceInputs, stageIdentity, workingFileIds, type CommittedStage } from './identity.js';
 import { imageDigest } from './image-digest.js';
 import { guardedMountpoint, removeAbandonedStageDirs } from './mountpoint.js';
@@ -182,6 +179,7 @@ async function reuse(ctx: Context, base: Provenance, stage: StageProvenance, fou
   const now = new Date().toISOString();
   const done: StageResult = { ...result, status: 'reused', exitCode: 0, decision: 'reused', reusedFrom: found, finishedAt: now, attempts: 0 };
   if (ctx.req.deferCommit) return done;
+  const { commitUnchanged } = await import('../versioning/commit.js');
   const report = await commitUnchanged(ctx.v, {
     message: ctx.req.message ?? `reuse of stage ${ctx.profile.name} (${found.slice(0, 12)})`,
     provenance: { ...base, exitStatus: 0, startedAt: result.startedAt, finishedAt: now, reusedFrom: found, stage: { ...stage, status: 'reused', attempts: 0 } },
@@ -289,6 +287,7 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   if (req.deferCommit) return result;
   const listing = (await listSessions(ctx.repo.root)).find((s) => s.id === record?.session);
   if (!listing) throw new DvfsError('E_NOTFOUND', `the stage's session ${record.session} is gone`, { path: ctx.repo.root });
+  const { commitStageSessions } = await import('./deferred.js');
   const [decided] = await commitStageSessions(v, [listing], { note: req.note });
   return remember(ctx, identity, { ...result, decision: decided?.decision ?? 'kept', snapshot: decided?.snapshot ?? null, push: decided?.push ?? null });
 }
@@ -309,7 +308,7 @@ export async function runStage(req: RunRequest): Promise<StageResult[]> {
   }
   if (req.command.length === 0) throw new DvfsError('E_USAGE', 'no command to run', { hint: 'give it after --: dvfs run REPO -- CMD ARGS...' });
   const digestOfImage = await imageDigest(profile.container.engine, profile.container.image, profile.container.engineArgs);
-  const tree = await openTree(repo, req.credential, silentLogger(), req.codec === undefined ? {} : { codec: req.codec });
+  const tree = await openTree(repo, req.credential, quietLog, req.codec === undefined ? {} : { codec: req.codec });
   const v = openVersioning(repo, tree);
   try {
     const uncommitted = (await listSessions(repo.root)).filter((s) => s.info.state !== 'committed').length;
@@ -318,6 +317,7 @@ export async function runStage(req: RunRequest): Promise<StageResult[]> {
     if (req.glob === undefined) return [await runOne(ctx, null)];
     const head = await readHead(repo.root);
     if (head === null) throw new DvfsError('E_NOTFOUND', 'no snapshot yet: --glob matches committed paths', { path: repo.root, hint: 'commit the inputs first (dvfs commit REPO)' });
+    const [{ globSnapshot }, { SnapshotReader }] = await Promise.all([import('./glob.js'), import('../versioning/snapshot-walk.js')]);
     const matches = await globSnapshot(new SnapshotReader(v.manifests), (await v.manifests.getSnapshot(head)).tree, req.glob);
     if (matches.length === 0) req.note(`dvfs: --glob '${req.glob}' matches nothing in HEAD (${head.slice(0, 12)})`);
     const results: StageResult[] = [];
