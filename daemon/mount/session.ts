@@ -5,6 +5,7 @@
  * change, and the control socket can list (`changes`) and commit them (`commit`).
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { DvfsError } from '../errors.js';
 import { CtlBusyError } from '../ctl/protocol.js';
 import { startCtlServer, type CtlServer } from '../ctl/server.js';
@@ -54,10 +55,29 @@ export async function prepareSession(spec: SessionSpec): Promise<{ repo: Reposit
 }
 
 /**
+ * Whether RLIMIT_CORE is already 0, soft and hard (as the launcher's `ulimit -c 0` leaves it), read from
+ * /proc/self/limits; false when that cannot be read.
+ */
+export function coreDumpsOff(limits: string | null = readLimits()): boolean {
+  const m = /^Max core file size\s+(\S+)\s+(\S+)/m.exec(limits ?? '');
+  return m?.[1] === '0' && m[2] === '0';
+}
+
+function readLimits(): string | null {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
  * A daemon holds keys and plaintext in memory: it must never dump core. Node cannot set rlimits itself, so
- * util-linux prlimit does it for this process; if that is impossible the caller is told (and logs it).
+ * util-linux prlimit does it for this process — unless the launcher already did (spawning prlimit costs
+ * every mount a fork and exec); if that is impossible the caller is told (and logs it).
  */
 export function disableCoreDumps(): string | null {
+  if (coreDumpsOff()) return null;
   const r = spawnSync('prlimit', ['--pid', String(process.pid), '--core=0:0'], { stdio: 'ignore', timeout: 5_000 });
   if (r.error) return `prlimit unavailable (${r.error.message})`;
   return r.status === 0 ? null : `prlimit exited with ${r.status}`;
