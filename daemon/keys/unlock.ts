@@ -85,7 +85,7 @@ export function volumeGrant(tree: CryptoTree): Grant {
   return g;
 }
 
-async function openWithTreeKey(repo: Repository, treeKey: Buffer, logger: ErrorLog, options: OpenOptions): Promise<CryptoTree> {
+export async function openWithTreeKey(repo: Repository, treeKey: Buffer, logger: ErrorLog, options: OpenOptions): Promise<CryptoTree> {
   if (repo.format === 'native') return openNativeVolumeWithMaster(repo.tree, treeKey);
   if (repo.encfsRoot === null) throw new DvfsError('E_UNSUPPORTED', 'not an EncFS volume', { path: repo.root });
   const volume = await EncfsVolume.openWithKey(repo.encfsRoot, treeKey, options);

@@ -11,15 +11,20 @@ import { ctlRequest } from '../ctl/client.js';
 import { detachMount, mountState, processAlive } from './mountinfo.js';
 import { findRecord, removeRecord, type MountRecord } from './records.js';
 import type { Credential } from '../keys/unlock.js';
+import { encodeTreeKeys, type TreeKeys, type TreeKeysWire } from '../keys/tree-keys.js';
 import type { SessionSpec } from './session.js';
 
 const DAEMON = fileURLToPath(new URL('./daemon-main.js', import.meta.url));
 const START_TIMEOUT_MS = 120_000;
 
-/** How the key reaches the daemon: on its stdin pipe, never argv or the environment. */
-export type KeyHandoff = { kind: 'password'; password: string } | { kind: 'identity'; seed: string; name: string };
+/**
+ * How the key reaches the daemon: on its stdin pipe, never argv or the environment — the password, an
+ * identity's seed, or the keys of a tree the launching process already opened (no second unlock).
+ */
+export type KeyHandoff = { kind: 'password'; password: string } | { kind: 'identity'; seed: string; name: string } | TreeKeysWire;
 
-export function keyHandoff(credential: Credential): KeyHandoff {
+export function keyHandoff(credential: Credential | TreeKeys): KeyHandoff {
+  if (credential.kind === 'keys') return encodeTreeKeys(credential);
   if (credential.kind === 'password') return { kind: 'password', password: credential.password.toString('base64') };
   const seed = credential.identity.exportSeed();
   try {
@@ -72,7 +77,7 @@ function takeDaemon(): ChildProcessWithoutNullStreams {
   return spawnDaemon();
 }
 
-export async function launchDaemon(spec: SessionSpec, credential: Credential): Promise<MountRecord> {
+export async function launchDaemon(spec: SessionSpec, credential: Credential | TreeKeys): Promise<MountRecord> {
   const child = takeDaemon();
   child.stdin.on('error', () => undefined); // a daemon that died at start-up: reported by 'exit' below
   child.stdin.end(JSON.stringify({ ...spec, key: keyHandoff(credential) }) + '\n');

@@ -14,6 +14,7 @@ import { mountFuse, type MountedFuse } from '../fuse/mount.js';
 import { specialFiles } from '../fuse/special-files.js';
 import type { Logger } from '../log.js';
 import { openTree, type Credential } from '../repo/open-tree.js';
+import { wipeTreeKeys, type TreeKeys } from '../keys/tree-keys.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
 import { mountState } from './mountinfo.js';
 import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './records.js';
@@ -84,7 +85,7 @@ export function disableCoreDumps(): string | null {
 }
 
 /** Assembles the read-only view of snapshot `ref` (see versioning/snapshot-view.ts). */
-async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer | Credential, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
+async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer | Credential | TreeKeys, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
   requireVersionedRepo(repo);
   const v = openVersioning(repo, workingTree);
   try {
@@ -97,7 +98,7 @@ async function openView(repo: Repository, workingTree: CryptoTree, ref: string, 
   }
 }
 
-export async function startSession(spec: SessionSpec, password: Buffer | Credential, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
+export async function startSession(spec: SessionSpec, password: Buffer | Credential | TreeKeys, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
   const { repo, run } = prepared;
   const coreProblem = disableCoreDumps();
   if (coreProblem) logger.warn({ err: coreProblem }, 'could not disable core dumps for the daemon');
@@ -116,6 +117,7 @@ export async function startSession(spec: SessionSpec, password: Buffer | Credent
   }
   if (Buffer.isBuffer(password)) password.fill(0);
   else if (password.kind === 'password') password.password.fill(0);
+  else if (password.kind === 'keys') wipeTreeKeys(password);
   else password.identity.destroy();
   const tree = view?.tree ?? workingTree;
   let versioning: MountVersioning | null = null;

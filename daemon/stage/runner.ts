@@ -19,6 +19,8 @@ import { loadProfile } from '../profile/load.js';
 import { expandPlaceholders, type PlaceholderValues } from '../profile/placeholders.js';
 import type { EngineName, Profile } from '../profile/schema.js';
 import type { Credential } from '../keys/unlock.js';
+import { keysOfTree, wipeTreeKeys } from '../keys/tree-keys.js';
+import type { CryptoTree } from '../vfs/crypto-tree.js';
 import { quietLog } from '../quiet-log.js';
 import { openTree } from '../repo/open-tree.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
@@ -85,6 +87,8 @@ export interface StageResult {
 interface Context {
   req: RunRequest;
   repo: Repository;
+  /** The unlocked tree: the mount daemon gets its keys and does not unlock again. */
+  tree: CryptoTree;
   v: Versioning;
   profile: Profile;
   profileDigest: string;
@@ -245,7 +249,12 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   let outcome: ProcessOutcome = { code: null, signal: null, daemonDied: false, spawnError: null };
   let attempts = 0;
   try {
-    record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, req.credential);
+    const keys = keysOfTree(ctx.tree);
+    try {
+      record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, keys);
+    } finally {
+      wipeTreeKeys(keys);
+    }
     if (!isMounted(guard.path)) throw new DvfsError('E_IO', 'the daemon reported the mount ready, but it is not in the mount table', { path: guard.path });
     result.sessionId = record.session;
     const name = `dvfs-stage-${runId.toLowerCase()}`;
@@ -313,7 +322,7 @@ export async function runStage(req: RunRequest): Promise<StageResult[]> {
   try {
     const uncommitted = (await listSessions(repo.root)).filter((s) => s.info.state !== 'committed').length;
     if (uncommitted > 0) req.note(`dvfs: note: ${uncommitted} session(s) hold uncommitted changes: input files are hashed from the working tree, input directories taken from HEAD`);
-    const ctx: Context = { req, repo, v, profile, profileDigest: digest, imageDigest: digestOfImage, uncommitted: uncommitted > 0, committed: null };
+    const ctx: Context = { req, repo, tree, v, profile, profileDigest: digest, imageDigest: digestOfImage, uncommitted: uncommitted > 0, committed: null };
     if (req.glob === undefined) return [await runOne(ctx, null)];
     const head = await readHead(repo.root);
     if (head === null) throw new DvfsError('E_NOTFOUND', 'no snapshot yet: --glob matches committed paths', { path: repo.root, hint: 'commit the inputs first (dvfs commit REPO)' });
