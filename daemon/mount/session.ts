@@ -22,8 +22,6 @@ import { MountVersioning } from './versioning.js';
 import { rm } from 'node:fs/promises';
 import { readHead } from '../store/refs.js';
 import { openVersioning, requireVersionedRepo } from '../versioning/context.js';
-import { resolveSnapshot } from '../versioning/snapshot-walk.js';
-import { createSnapshotView } from '../versioning/snapshot-view.js';
 import type { CryptoTree } from '../vfs/crypto-tree.js';
 
 /** How long `unmount` waits for in-flight releases before calling the mount busy. */
@@ -87,6 +85,8 @@ export function disableCoreDumps(): string | null {
 /** Assembles the read-only view of snapshot `ref` (see versioning/snapshot-view.ts). */
 async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer | Credential | TreeKeys, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
   requireVersionedRepo(repo);
+  // only snapshot mounts load these
+  const [{ resolveSnapshot }, { createSnapshotView }] = await Promise.all([import('../versioning/snapshot-walk.js'), import('../versioning/snapshot-view.js')]);
   const v = openVersioning(repo, workingTree);
   try {
     const { id } = await resolveSnapshot(v.manifests, await readHead(repo.root), ref);
