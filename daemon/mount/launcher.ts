@@ -11,7 +11,8 @@ import { ctlRequest } from '../ctl/client.js';
 import { detachMount, mountState, processAlive } from './mountinfo.js';
 import { findRecord, removeRecord, type MountRecord } from './records.js';
 import type { Credential } from '../keys/unlock.js';
-import { encodeTreeKeys, type TreeKeys, type TreeKeysWire } from '../keys/tree-keys.js';
+// type only: tree-keys.js pulls in the unlock stack, which `finish` and `umount` (stopDaemon) never need
+import type { TreeKeys, TreeKeysWire } from '../keys/tree-keys.js';
 import type { SessionSpec } from './session.js';
 
 const DAEMON = fileURLToPath(new URL('./daemon-main.js', import.meta.url));
@@ -23,8 +24,8 @@ const START_TIMEOUT_MS = 120_000;
  */
 export type KeyHandoff = { kind: 'password'; password: string } | { kind: 'identity'; seed: string; name: string } | TreeKeysWire;
 
-export function keyHandoff(credential: Credential | TreeKeys): KeyHandoff {
-  if (credential.kind === 'keys') return encodeTreeKeys(credential);
+export async function keyHandoff(credential: Credential | TreeKeys): Promise<KeyHandoff> {
+  if (credential.kind === 'keys') return (await import('../keys/tree-keys.js')).encodeTreeKeys(credential);
   if (credential.kind === 'password') return { kind: 'password', password: credential.password.toString('base64') };
   const seed = credential.identity.exportSeed();
   try {
@@ -78,9 +79,10 @@ function takeDaemon(): ChildProcessWithoutNullStreams {
 }
 
 export async function launchDaemon(spec: SessionSpec, credential: Credential | TreeKeys): Promise<MountRecord> {
+  const key = await keyHandoff(credential);
   const child = takeDaemon();
   child.stdin.on('error', () => undefined); // a daemon that died at start-up: reported by 'exit' below
-  child.stdin.end(JSON.stringify({ ...spec, key: keyHandoff(credential) }) + '\n');
+  child.stdin.end(JSON.stringify({ ...spec, key }) + '\n');
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
