@@ -33,17 +33,17 @@ export interface OpenedRepo {
 /** Locates the repository, reads the password or identity and opens its tree (any format) with a plaintext view. */
 export async function openRepoView(ctx: CommandContext, repoPath: string): Promise<OpenedRepo> {
   // The format stacks load only here: commands that never open a tree start faster without them.
-  const [{ locateRepository }, { openTree }, { PlainView }, { silentLogger }] = await Promise.all([
+  const [{ locateRepository }, { openTree }, { PlainView }, { quietLog }] = await Promise.all([
     import('../daemon/repo/repository.js'),
     import('../daemon/repo/open-tree.js'),
     import('../daemon/vfs/plain-view.js'),
-    import('../daemon/log.js'),
+    import('../daemon/quiet-log.js'),
   ]);
   const repo = await locateRepository(repoPath);
   const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
   try {
-    const tree = await openTree(repo, credential, silentLogger(), codec === undefined ? {} : { codec });
+    const tree = await openTree(repo, credential, quietLog, codec === undefined ? {} : { codec });
     return { repo, tree, view: new PlainView(tree) };
   } finally {
     wipeCredential(credential);

@@ -27,15 +27,15 @@ export async function versionedRepo(path: string): Promise<Repository> {
 export async function openStore(ctx: CommandContext, repo: Repository): Promise<Versioning> {
   const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
   const codec = ctx.args.strings.get('codec')?.[0] as 'auto' | 'native' | 'typescript' | undefined;
-  const [{ openTree }, { silentLogger }, { openVersioning }, { epochKeysOf }] = await Promise.all([
+  const [{ openTree }, { quietLog }, { openVersioning }, { epochKeysOf }] = await Promise.all([
     import('../daemon/repo/open-tree.js'),
-    import('../daemon/log.js'),
+    import('../daemon/quiet-log.js'),
     import('../daemon/versioning/context.js'),
     import('../daemon/keys/epoch-keys.js'),
   ]);
   let tree;
   try {
-    tree = await openTree(repo, credential, silentLogger(), codec === undefined ? {} : { codec });
+    tree = await openTree(repo, credential, quietLog, codec === undefined ? {} : { codec });
   } finally {
     wipeCredential(credential);
   }

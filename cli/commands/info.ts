@@ -1,6 +1,6 @@
 import { EncfsTree } from '../../daemon/encfs/tree.js';
 import { EncfsVolume } from '../../daemon/encfs/volume.js';
-import { silentLogger } from '../../daemon/log.js';
+import { quietLog } from '../../daemon/quiet-log.js';
 import { NATIVE_CONFIG_FILE, readNativeConfig } from '../../daemon/native/config.js';
 import { openTree } from '../../daemon/repo/open-tree.js';
 import { locateRepository } from '../../daemon/repo/repository.js';
@@ -24,7 +24,7 @@ export const infoCommand: Command = {
     let codec: string | null = null;
     if (unlock !== undefined) {
       const credential = await requireCredential(ctx.args, (m) => ctx.note(m));
-      const tree = await openTree(repo, credential, silentLogger()).finally(() => wipeCredential(credential));
+      const tree = await openTree(repo, credential, quietLog).finally(() => wipeCredential(credential));
       codec = tree instanceof EncfsTree ? tree.volume.content.blocks.name : 'libsodium';
       tree.dispose?.();
     }

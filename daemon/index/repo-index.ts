@@ -20,7 +20,8 @@
  * holds a lock); writes within the process are serialized.
  */
 import { mkdir } from 'node:fs/promises';
-import { Level } from 'level';
+// `level` loads when a database is opened: processes that only list sessions or read records skip it
+import type { Level } from 'level';
 import { DvfsError, IntegrityError } from '../errors.js';
 
 /** The ciphertext file's stat when the entry was made: a rescan compares these before hashing. */
@@ -169,7 +170,7 @@ export class RepoIndex {
   /** Opens the index at `dir` (e.g. `REPO/.dvfs/index`), creating an empty one (no snapshot) if missing. */
   static async open(dir: string, options: IndexOptions = {}): Promise<RepoIndex> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const db: Db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    const db: Db = new (await import('level')).Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     try {
       await db.open({ createIfMissing: true });
       const snap = await db.get(SNAPSHOT_KEY);

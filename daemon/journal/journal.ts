@@ -20,7 +20,8 @@
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Level } from 'level';
+// `level` loads when a database is opened: processes that only list sessions or read records skip it
+import type { Level } from 'level';
 import { DvfsError, IntegrityError, isNodeError } from '../errors.js';
 import { pathKey } from './path-key.js';
 
@@ -200,7 +201,7 @@ export class SessionJournal {
   /** Makes a new journal in `dir` (created 0700; must not hold one already). */
   static async create(dir: string, meta: SessionMeta, options: JournalOptions = {}): Promise<SessionJournal> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const db: Db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    const db: Db = new (await import('level')).Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     try {
       await db.open({ createIfMissing: true, errorIfExists: true });
     } catch (e) {
@@ -237,7 +238,7 @@ export class SessionJournal {
       if (isNodeError(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) throw new DvfsError('E_NOTFOUND', 'cannot open the session journal: no journal here', { path: dir });
       throw ioError(e, 'cannot open the session journal', dir);
     }
-    const db: Db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    const db: Db = new (await import('level')).Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     try {
       await db.open({ createIfMissing: false });
     } catch (e) {

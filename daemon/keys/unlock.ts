@@ -13,7 +13,7 @@ import sodium from 'sodium-native';
 import { DvfsError, IntegrityError } from '../errors.js';
 import { EncfsTree } from '../encfs/tree.js';
 import { EncfsVolume, type OpenOptions } from '../encfs/volume.js';
-import type { Logger } from '../log.js';
+import type { ErrorLog } from '../quiet-log.js';
 import { NativeTree, openNativeVolume, openNativeVolumeWithMaster } from '../native/tree.js';
 import type { Repository } from '../repo/layout.js';
 import { contentHashKeyOf, wipeRepoKeys } from '../store/keys.js';
@@ -85,14 +85,14 @@ export function volumeGrant(tree: CryptoTree): Grant {
   return g;
 }
 
-async function openWithTreeKey(repo: Repository, treeKey: Buffer, logger: Logger, options: OpenOptions): Promise<CryptoTree> {
+export async function openWithTreeKey(repo: Repository, treeKey: Buffer, logger: ErrorLog, options: OpenOptions): Promise<CryptoTree> {
   if (repo.format === 'native') return openNativeVolumeWithMaster(repo.tree, treeKey);
   if (repo.encfsRoot === null) throw new DvfsError('E_UNSUPPORTED', 'not an EncFS volume', { path: repo.root });
   const volume = await EncfsVolume.openWithKey(repo.encfsRoot, treeKey, options);
   return new EncfsTree(volume, (rawPath, reason) => logger.error({ rawPath, err: reason }, 'rename: entry could not be re-encoded'));
 }
 
-async function openWithPassword(repo: Repository, password: Buffer, logger: Logger, options: OpenOptions): Promise<CryptoTree> {
+async function openWithPassword(repo: Repository, password: Buffer, logger: ErrorLog, options: OpenOptions): Promise<CryptoTree> {
   if (repo.format === 'native') return openNativeVolume(repo.tree, password);
   if (repo.encfsRoot === null) throw new DvfsError('E_UNSUPPORTED', 'not an EncFS volume', { path: repo.root });
   const volume = await EncfsVolume.open(repo.encfsRoot, password, options);
@@ -132,7 +132,7 @@ async function checkAgainstHead(repo: Repository, keys: EpochKeys, where: string
 }
 
 /** Opens the tree with `credential` and attaches the epoch keys the holder has (see the header). */
-export async function unlockTree(repo: Repository, credential: Credential, logger: Logger, options: OpenOptions = {}): Promise<CryptoTree> {
+export async function unlockTree(repo: Repository, credential: Credential, logger: ErrorLog, options: OpenOptions = {}): Promise<CryptoTree> {
   const keyring = repo.kind === 'dvfs' ? await readKeyring(repo.root) : null;
   const where = keyringPath(repo.root);
   if (credential.kind === 'password') {

@@ -8,6 +8,7 @@ import { DvfsError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { Identity } from '../keys/identity.js';
 import type { Credential } from '../keys/unlock.js';
+import { decodeTreeKeys, type TreeKeys } from '../keys/tree-keys.js';
 import type { KeyHandoff } from './launcher.js';
 import { prepareSession, startSession, type SessionSpec } from './session.js';
 
@@ -16,9 +17,10 @@ interface LaunchRequest extends SessionSpec {
 }
 
 /** The credential handed over by the launcher; the request's copy is blanked. */
-function credentialOf(request: LaunchRequest): Credential {
+function credentialOf(request: LaunchRequest): Credential | TreeKeys {
   const key = request.key;
   request.key = { kind: 'password', password: '' };
+  if (key.kind === 'keys') return decodeTreeKeys(key);
   if (key.kind === 'password') return { kind: 'password', password: Buffer.from(key.password, 'base64') };
   const seed = Buffer.from(key.seed, 'base64');
   try {

@@ -11,15 +11,21 @@ import { ctlRequest } from '../ctl/client.js';
 import { detachMount, mountState, processAlive } from './mountinfo.js';
 import { findRecord, removeRecord, type MountRecord } from './records.js';
 import type { Credential } from '../keys/unlock.js';
+// type only: tree-keys.js pulls in the unlock stack, which `finish` and `umount` (stopDaemon) never need
+import type { TreeKeys, TreeKeysWire } from '../keys/tree-keys.js';
 import type { SessionSpec } from './session.js';
 
 const DAEMON = fileURLToPath(new URL('./daemon-main.js', import.meta.url));
 const START_TIMEOUT_MS = 120_000;
 
-/** How the key reaches the daemon: on its stdin pipe, never argv or the environment. */
-export type KeyHandoff = { kind: 'password'; password: string } | { kind: 'identity'; seed: string; name: string };
+/**
+ * How the key reaches the daemon: on its stdin pipe, never argv or the environment — the password, an
+ * identity's seed, or the keys of a tree the launching process already opened (no second unlock).
+ */
+export type KeyHandoff = { kind: 'password'; password: string } | { kind: 'identity'; seed: string; name: string } | TreeKeysWire;
 
-export function keyHandoff(credential: Credential): KeyHandoff {
+export async function keyHandoff(credential: Credential | TreeKeys): Promise<KeyHandoff> {
+  if (credential.kind === 'keys') return (await import('../keys/tree-keys.js')).encodeTreeKeys(credential);
   if (credential.kind === 'password') return { kind: 'password', password: credential.password.toString('base64') };
   const seed = credential.identity.exportSeed();
   try {
@@ -72,10 +78,11 @@ function takeDaemon(): ChildProcessWithoutNullStreams {
   return spawnDaemon();
 }
 
-export async function launchDaemon(spec: SessionSpec, credential: Credential): Promise<MountRecord> {
+export async function launchDaemon(spec: SessionSpec, credential: Credential | TreeKeys): Promise<MountRecord> {
+  const key = await keyHandoff(credential);
   const child = takeDaemon();
   child.stdin.on('error', () => undefined); // a daemon that died at start-up: reported by 'exit' below
-  child.stdin.end(JSON.stringify({ ...spec, key: keyHandoff(credential) }) + '\n');
+  child.stdin.end(JSON.stringify({ ...spec, key }) + '\n');
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));

@@ -5,6 +5,7 @@
  * change, and the control socket can list (`changes`) and commit them (`commit`).
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { DvfsError } from '../errors.js';
 import { CtlBusyError } from '../ctl/protocol.js';
 import { startCtlServer, type CtlServer } from '../ctl/server.js';
@@ -13,6 +14,7 @@ import { mountFuse, type MountedFuse } from '../fuse/mount.js';
 import { specialFiles } from '../fuse/special-files.js';
 import type { Logger } from '../log.js';
 import { openTree, type Credential } from '../repo/open-tree.js';
+import { wipeTreeKeys, type TreeKeys } from '../keys/tree-keys.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
 import { mountState } from './mountinfo.js';
 import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './records.js';
@@ -20,8 +22,6 @@ import { MountVersioning } from './versioning.js';
 import { rm } from 'node:fs/promises';
 import { readHead } from '../store/refs.js';
 import { openVersioning, requireVersionedRepo } from '../versioning/context.js';
-import { resolveSnapshot } from '../versioning/snapshot-walk.js';
-import { createSnapshotView } from '../versioning/snapshot-view.js';
 import type { CryptoTree } from '../vfs/crypto-tree.js';
 
 /** How long `unmount` waits for in-flight releases before calling the mount busy. */
@@ -54,18 +54,39 @@ export async function prepareSession(spec: SessionSpec): Promise<{ repo: Reposit
 }
 
 /**
+ * Whether RLIMIT_CORE is already 0, soft and hard (as the launcher's `ulimit -c 0` leaves it), read from
+ * /proc/self/limits; false when that cannot be read.
+ */
+export function coreDumpsOff(limits: string | null = readLimits()): boolean {
+  const m = /^Max core file size\s+(\S+)\s+(\S+)/m.exec(limits ?? '');
+  return m?.[1] === '0' && m[2] === '0';
+}
+
+function readLimits(): string | null {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
  * A daemon holds keys and plaintext in memory: it must never dump core. Node cannot set rlimits itself, so
- * util-linux prlimit does it for this process; if that is impossible the caller is told (and logs it).
+ * util-linux prlimit does it for this process — unless the launcher already did (spawning prlimit costs
+ * every mount a fork and exec); if that is impossible the caller is told (and logs it).
  */
 export function disableCoreDumps(): string | null {
+  if (coreDumpsOff()) return null;
   const r = spawnSync('prlimit', ['--pid', String(process.pid), '--core=0:0'], { stdio: 'ignore', timeout: 5_000 });
   if (r.error) return `prlimit unavailable (${r.error.message})`;
   return r.status === 0 ? null : `prlimit exited with ${r.status}`;
 }
 
 /** Assembles the read-only view of snapshot `ref` (see versioning/snapshot-view.ts). */
-async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer | Credential, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
+async function openView(repo: Repository, workingTree: CryptoTree, ref: string, password: Buffer | Credential | TreeKeys, logger: Logger): Promise<{ tree: CryptoTree; dir: string; id: string }> {
   requireVersionedRepo(repo);
+  // only snapshot mounts load these
+  const [{ resolveSnapshot }, { createSnapshotView }] = await Promise.all([import('../versioning/snapshot-walk.js'), import('../versioning/snapshot-view.js')]);
   const v = openVersioning(repo, workingTree);
   try {
     const { id } = await resolveSnapshot(v.manifests, await readHead(repo.root), ref);
@@ -77,7 +98,7 @@ async function openView(repo: Repository, workingTree: CryptoTree, ref: string, 
   }
 }
 
-export async function startSession(spec: SessionSpec, password: Buffer | Credential, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
+export async function startSession(spec: SessionSpec, password: Buffer | Credential | TreeKeys, logger: Logger, prepared: { repo: Repository; run: RunFiles }): Promise<Session> {
   const { repo, run } = prepared;
   const coreProblem = disableCoreDumps();
   if (coreProblem) logger.warn({ err: coreProblem }, 'could not disable core dumps for the daemon');
@@ -96,6 +117,7 @@ export async function startSession(spec: SessionSpec, password: Buffer | Credent
   }
   if (Buffer.isBuffer(password)) password.fill(0);
   else if (password.kind === 'password') password.password.fill(0);
+  else if (password.kind === 'keys') wipeTreeKeys(password);
   else password.identity.destroy();
   const tree = view?.tree ?? workingTree;
   let versioning: MountVersioning | null = null;

@@ -14,7 +14,8 @@ import type { Repository } from '../repo/repository.js';
 import { ContentHasher } from '../store/content-hash.js';
 import { readHead } from '../store/refs.js';
 import { explainNoSpace } from '../util/no-space.js';
-import { commitJournal, type CommitRequest, type LiveMount } from '../versioning/commit.js';
+// the commit machinery (index, tree builder, rescan: ~40 modules) loads on the first commit request, not at mount
+import type { CommitRequest, LiveMount } from '../versioning/commit.js';
 import { openVersioning, type Versioning } from '../versioning/context.js';
 import type { CryptoTree } from '../vfs/crypto-tree.js';
 
@@ -109,6 +110,7 @@ export class MountVersioning {
       if (request.provenance !== undefined) commitRequest.provenance = request.provenance;
       await this.recorder.flush();
       try {
+        const { commitJournal } = await import('../versioning/commit.js');
         const report = await commitJournal(this.v, this.journal, commitRequest, live);
         this.logger.info({ session: this.id, snapshot: report.snapshot, files: report.files, added: report.added, changed: report.changed, removed: report.removed, leftOpen: report.leftOpen }, 'commit');
         return { ...report };

@@ -12,13 +12,14 @@
  * at once (E_CONFIG).
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { isDeepStrictEqual } from 'node:util';
 import { DvfsError, isNodeError } from '../errors.js';
 import { checkProfile, profileDocument, ProfileProblems, type Profile } from './schema.js';
-import { readTextIfExists } from '../store/durable.js';
+import { readTextIfExists, writeFileAtomic } from '../store/durable.js';
+import type { YamlSource } from './yaml-source.js';
 
 export const SHIPPED_PROFILES_DIR = fileURLToPath(new URL('../../../mount-profiles/', import.meta.url));
 export const REPO_PROFILES_DIR = join('.dvfs', 'profiles');
@@ -28,51 +29,39 @@ export const DEFAULT_PROFILE = 'local';
 type Obj = { [k: string]: unknown };
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A parsed YAML file that can say where a key path is. */
-export interface YamlSource {
-  file: string;
-  value: unknown;
-  /** "FILE:LINE:COL" of the node at `path` (or, unless `exact`, of its nearest ancestor), or null. */
-  locate(path: (string | number)[], exact?: boolean): string | null;
+/**
+ * Parsed profile YAML by content, `REPO/.dvfs/run/yaml/<sha256 of the text>.json`: a stage job reads the
+ * value instead of loading the yaml package (tens of milliseconds of every job's start-up). Content-addressed,
+ * so an edited file is parsed anew; a value JSON cannot hold exactly (`.inf`, `.nan`) is never cached.
+ */
+export function yamlCacheDir(repoRoot: string): string {
+  return join(repoRoot, '.dvfs', 'run', 'yaml');
 }
 
-/** Parses YAML text; syntax errors throw E_CONFIG naming file:line:column. */
-export function parseYaml(text: string, file: string): YamlSource {
-  const lines = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number): string => {
-    const p = lines.linePos(offset);
-    return `${file}:${p.line}:${p.col}`;
-  };
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const where = e ? at(e.pos[0]) : file;
-    const message = (e?.message ?? 'invalid YAML').split('\n')[0] ?? 'invalid YAML';
-    throw new DvfsError('E_CONFIG', `bad YAML: ${message}${doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more)` : ''}`, { path: where, hint: 'fix the YAML syntax at that line' });
-  }
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-  } catch (e) {
-    // An alias to no anchor, or too many aliases (a "billion laughs" document): the yaml package throws here.
-    throw new DvfsError('E_CONFIG', `bad YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, { path: file, hint: 'define every *alias with an &anchor before it, and do not nest aliases deeply' });
-  }
-  return {
-    file,
-    value,
-    locate(path, exact = false) {
-      for (let n = path.length; n >= (exact ? path.length : 0); n--) {
-        const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-        if (isNode(node) && node.range) return at(node.range[0]);
-      }
-      return null;
-    },
-  };
-}
+/** A cached layer knows no line numbers: a profile with problems is loaded again without the cache. */
+type Layer = YamlSource & { cached?: true };
 
-async function readYaml(file: string): Promise<YamlSource | null> {
+async function readYaml(file: string, cacheDir: string | null): Promise<Layer | null> {
   const text = await readTextIfExists(file);
-  return text === null ? null : parseYaml(text, file);
+  if (text === null) return null;
+  const key = cacheDir === null ? null : join(cacheDir, `${createHash('sha256').update(text).digest('hex')}.json`);
+  const cached = key === null ? null : await readTextIfExists(key).catch(() => null);
+  if (cached !== null) {
+    try {
+      const { value } = JSON.parse(cached) as { value: unknown };
+      return { file, value, locate: () => null, cached: true };
+    } catch {
+      // a torn or foreign cache file: parse the YAML and write it again
+    }
+  }
+  const { parseYaml } = await import('./yaml-source.js');
+  const parsed = parseYaml(text, file);
+  if (key !== null && cacheDir !== null && isDeepStrictEqual(JSON.parse(JSON.stringify({ value: parsed.value })), { value: parsed.value })) {
+    await mkdir(cacheDir, { recursive: true, mode: 0o700 })
+      .then(() => writeFileAtomic(key, Buffer.from(JSON.stringify({ value: parsed.value }))))
+      .catch(() => undefined); // a cache that cannot be written only costs the next job the parse
+  }
+  return parsed;
 }
 
 /** `over` laid on `base`: mappings merge key by key, everything else (lists too) replaces; undefined keeps base. */
@@ -128,16 +117,20 @@ function reportProblems(e: ProfileProblems, layers: YamlSource[], fallbackFile: 
 
 /** Loads, merges and checks profile `name` (default: the shipped `local` profile). */
 export async function loadProfile(name: string | undefined, options: LoadOptions): Promise<LoadedProfile> {
+  return loadLayers(name, options, options.repoRoot === null ? null : yamlCacheDir(options.repoRoot));
+}
+
+async function loadLayers(name: string | undefined, options: LoadOptions, cacheDir: string | null): Promise<LoadedProfile> {
   const wanted = name ?? DEFAULT_PROFILE;
   const file = await findProfileFile(wanted, options.repoRoot);
   if (file === null) {
     const known = (await listProfiles(options.repoRoot)).map((p) => p.name);
     throw new DvfsError('E_NOTFOUND', `no profile named '${wanted}'`, { hint: `known profiles: ${known.join(', ') || '(none)'}; or give a path to a .yaml file` });
   }
-  const own = await readYaml(file);
+  const own = await readYaml(file, cacheDir);
   if (own === null) throw new DvfsError('E_NOTFOUND', 'profile file not found', { path: file });
-  const layers: YamlSource[] = [];
-  const defaults = options.repoRoot ? await readYaml(join(options.repoRoot, REPO_PROFILES_DIR, DEFAULTS_FILE)) : null;
+  const layers: Layer[] = [];
+  const defaults = options.repoRoot ? await readYaml(join(options.repoRoot, REPO_PROFILES_DIR, DEFAULTS_FILE), cacheDir) : null;
   if (defaults) layers.push(defaults);
   layers.push(own);
   let merged: unknown = {};
@@ -151,6 +144,7 @@ export async function loadProfile(name: string | undefined, options: LoadOptions
   try {
     profile = checkProfile(merged, profileName, file);
   } catch (e) {
+    if (e instanceof ProfileProblems && layers.some((l) => l.cached)) return loadLayers(name, options, null);
     if (e instanceof ProfileProblems) throw reportProblems(e, layers, file);
     throw e;
   }

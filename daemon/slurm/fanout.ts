@@ -11,7 +11,7 @@
  */
 import { listSessions, newSessionId } from '../journal/sessions.js';
 import { DvfsError } from '../errors.js';
-import { silentLogger } from '../log.js';
+import { quietLog } from '../quiet-log.js';
 import type { Credential } from '../keys/unlock.js';
 import { loadProfile } from '../profile/load.js';
 import { expandPlaceholders, hasPlaceholder, type PlaceholderValues } from '../profile/placeholders.js';
@@ -80,7 +80,7 @@ export async function planFanout(req: FanoutRequest, credential: Credential): Pr
   const head = await readHead(repo.root);
   if (head === null) throw new DvfsError('E_NOTFOUND', 'no snapshot yet: --glob matches committed paths', { path: repo.root, hint: 'commit the inputs first (dvfs commit REPO)' });
   const digestOfImage = await imageDigest(profile.container.engine, profile.container.image, profile.container.engineArgs);
-  const tree = await openTree(repo, credential, silentLogger());
+  const tree = await openTree(repo, credential, quietLog);
   const v = openVersioning(repo, tree);
   try {
     const matches = await globSnapshot(new SnapshotReader(v.manifests), (await v.manifests.getSnapshot(head)).tree, req.glob);

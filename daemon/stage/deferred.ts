@@ -27,7 +27,7 @@
 import { rm } from 'node:fs/promises';
 import { DvfsError } from '../errors.js';
 import { listSessions, removeSession, type SessionListing } from '../journal/sessions.js';
-import { silentLogger } from '../log.js';
+import { quietLog } from '../quiet-log.js';
 import { openTree } from '../repo/open-tree.js';
 import { locateRepository } from '../repo/repository.js';
 import { readHead } from '../store/refs.js';
@@ -217,7 +217,7 @@ export async function commitDeferredStages(repoPath: string, options: DeferredCo
     pending = pending.filter((p) => wanted.has(p.id));
   }
   if (pending.length === 0) return [];
-  const tree = await openTree(repo, options.credential, silentLogger(), options.codec === undefined ? {} : { codec: options.codec });
+  const tree = await openTree(repo, options.credential, quietLog, options.codec === undefined ? {} : { codec: options.codec });
   const v = openVersioning(repo, tree);
   try {
     return await commitStageSessions(v, pending, { ...(options.author === undefined ? {} : { author: options.author }), ...(options.force === undefined ? {} : { force: options.force }), ...(options.note ? { note: options.note } : {}) });

@@ -12,7 +12,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { DvfsError } from '../errors.js';
 import { listSessions, newSessionId, sessionDir } from '../journal/sessions.js';
-import { silentLogger } from '../log.js';
 import { cleanStale, launchDaemon, stopDaemon } from '../mount/launcher.js';
 import { isMounted, processAlive } from '../mount/mountinfo.js';
 import { runDirFor, type MountRecord } from '../mount/records.js';
@@ -20,17 +19,17 @@ import { loadProfile } from '../profile/load.js';
 import { expandPlaceholders, type PlaceholderValues } from '../profile/placeholders.js';
 import type { EngineName, Profile } from '../profile/schema.js';
 import type { Credential } from '../keys/unlock.js';
+import { keysOfTree, wipeTreeKeys } from '../keys/tree-keys.js';
+import type { CryptoTree } from '../vfs/crypto-tree.js';
+import { quietLog } from '../quiet-log.js';
 import { openTree } from '../repo/open-tree.js';
 import { locateRepository, type Repository } from '../repo/repository.js';
 import type { ObjectId } from '../store/content-hash.js';
 import type { Provenance, StageProvenance } from '../store/manifest-schema.js';
 import { readHead } from '../store/refs.js';
-import { commitUnchanged } from '../versioning/commit.js';
 import { openVersioning, requireVersionedRepo, type Versioning } from '../versioning/context.js';
-import { SnapshotReader } from '../versioning/snapshot-walk.js';
-import { commitStageSessions, type StageDecision } from './deferred.js';
+import type { StageDecision } from './deferred.js';
 import { ENGINE_PROGRAMS, engineInvocation, type EngineInvocation } from './engines.js';
-import { globSnapshot } from './glob.js';
 import { committedStages, inputIds, outputsPresent, provenanceInputs, stageIdentity, workingFileIds, type CommittedStage } from './identity.js';
 import { imageDigest } from './image-digest.js';
 import { guardedMountpoint, removeAbandonedStageDirs } from './mountpoint.js';
@@ -88,6 +87,8 @@ export interface StageResult {
 interface Context {
   req: RunRequest;
   repo: Repository;
+  /** The unlocked tree: the mount daemon gets its keys and does not unlock again. */
+  tree: CryptoTree;
   v: Versioning;
   profile: Profile;
   profileDigest: string;
@@ -182,6 +183,7 @@ async function reuse(ctx: Context, base: Provenance, stage: StageProvenance, fou
   const now = new Date().toISOString();
   const done: StageResult = { ...result, status: 'reused', exitCode: 0, decision: 'reused', reusedFrom: found, finishedAt: now, attempts: 0 };
   if (ctx.req.deferCommit) return done;
+  const { commitUnchanged } = await import('../versioning/commit.js');
   const report = await commitUnchanged(ctx.v, {
     message: ctx.req.message ?? `reuse of stage ${ctx.profile.name} (${found.slice(0, 12)})`,
     provenance: { ...base, exitStatus: 0, startedAt: result.startedAt, finishedAt: now, reusedFrom: found, stage: { ...stage, status: 'reused', attempts: 0 } },
@@ -247,7 +249,12 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   let outcome: ProcessOutcome = { code: null, signal: null, daemonDied: false, spawnError: null };
   let attempts = 0;
   try {
-    record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, req.credential);
+    const keys = keysOfTree(ctx.tree);
+    try {
+      record = await launchDaemon({ repo: ctx.repo.root, mountpoint: guard.path, readOnly: profile.mount.readOnly, allowOther: profile.mount.allowOther, xattr: profile.mount.xattr }, keys);
+    } finally {
+      wipeTreeKeys(keys);
+    }
     if (!isMounted(guard.path)) throw new DvfsError('E_IO', 'the daemon reported the mount ready, but it is not in the mount table', { path: guard.path });
     result.sessionId = record.session;
     const name = `dvfs-stage-${runId.toLowerCase()}`;
@@ -289,6 +296,7 @@ async function runOne(ctx: Context, match: string | null): Promise<StageResult> 
   if (req.deferCommit) return result;
   const listing = (await listSessions(ctx.repo.root)).find((s) => s.id === record?.session);
   if (!listing) throw new DvfsError('E_NOTFOUND', `the stage's session ${record.session} is gone`, { path: ctx.repo.root });
+  const { commitStageSessions } = await import('./deferred.js');
   const [decided] = await commitStageSessions(v, [listing], { note: req.note });
   return remember(ctx, identity, { ...result, decision: decided?.decision ?? 'kept', snapshot: decided?.snapshot ?? null, push: decided?.push ?? null });
 }
@@ -309,15 +317,16 @@ export async function runStage(req: RunRequest): Promise<StageResult[]> {
   }
   if (req.command.length === 0) throw new DvfsError('E_USAGE', 'no command to run', { hint: 'give it after --: dvfs run REPO -- CMD ARGS...' });
   const digestOfImage = await imageDigest(profile.container.engine, profile.container.image, profile.container.engineArgs);
-  const tree = await openTree(repo, req.credential, silentLogger(), req.codec === undefined ? {} : { codec: req.codec });
+  const tree = await openTree(repo, req.credential, quietLog, req.codec === undefined ? {} : { codec: req.codec });
   const v = openVersioning(repo, tree);
   try {
     const uncommitted = (await listSessions(repo.root)).filter((s) => s.info.state !== 'committed').length;
     if (uncommitted > 0) req.note(`dvfs: note: ${uncommitted} session(s) hold uncommitted changes: input files are hashed from the working tree, input directories taken from HEAD`);
-    const ctx: Context = { req, repo, v, profile, profileDigest: digest, imageDigest: digestOfImage, uncommitted: uncommitted > 0, committed: null };
+    const ctx: Context = { req, repo, tree, v, profile, profileDigest: digest, imageDigest: digestOfImage, uncommitted: uncommitted > 0, committed: null };
     if (req.glob === undefined) return [await runOne(ctx, null)];
     const head = await readHead(repo.root);
     if (head === null) throw new DvfsError('E_NOTFOUND', 'no snapshot yet: --glob matches committed paths', { path: repo.root, hint: 'commit the inputs first (dvfs commit REPO)' });
+    const [{ globSnapshot }, { SnapshotReader }] = await Promise.all([import('./glob.js'), import('../versioning/snapshot-walk.js')]);
     const matches = await globSnapshot(new SnapshotReader(v.manifests), (await v.manifests.getSnapshot(head)).tree, req.glob);
     if (matches.length === 0) req.note(`dvfs: --glob '${req.glob}' matches nothing in HEAD (${head.slice(0, 12)})`);
     const results: StageResult[] = [];

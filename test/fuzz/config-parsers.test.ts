@@ -13,7 +13,8 @@ import { NATIVE_CONFIG_FILE, parseNativeConfig } from '../../daemon/native/confi
 import { Identity } from '../../daemon/keys/identity.js';
 import { newKeyring, parseKeyring, serializeKeyring, signEpoch, signSlot, verifyKeyring, type Keyring } from '../../daemon/keys/keyring.js';
 import { newPwhashParams } from '../../daemon/keys/pwhash.js';
-import { parseYaml, SHIPPED_PROFILES_DIR } from '../../daemon/profile/load.js';
+import { SHIPPED_PROFILES_DIR } from '../../daemon/profile/load.js';
+import { parseYaml } from '../../daemon/profile/yaml-source.js';
 import { checkProfile, ProfileProblems } from '../../daemon/profile/schema.js';
 import { MAX_LINE, parseRequest } from '../../daemon/ctl/protocol.js';
 import { dvfs, REPO_ROOT } from '../helpers/cli.js';
