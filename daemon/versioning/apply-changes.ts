@@ -208,6 +208,11 @@ async function entryOp(
   // taken (its content may no longer be what `id` names), is left for the next commit.
   if (changedNow(e.path, plain)) {
     r.leftOpen++;
+    // The index keeps the committed version: it stays in the snapshot's counts (subtracted above).
+    if (old?.kind === 'file') {
+      r.filesDelta++;
+      r.bytesDelta += old.size;
+    }
     return LEFT_OPEN;
   }
   r.filesHashed++;
