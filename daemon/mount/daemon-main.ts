@@ -11,6 +11,7 @@ import type { Credential } from '../keys/unlock.js';
 import { decodeTreeKeys, type TreeKeys } from '../keys/tree-keys.js';
 import type { KeyHandoff } from './launcher.js';
 import { prepareSession, startSession, type SessionSpec } from './session.js';
+import { startCpuProfiling } from '../util/cpu-profile.js';
 
 interface LaunchRequest extends SessionSpec {
   key: KeyHandoff;
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void session.shutdown(signal));
   process.on('SIGHUP', () => undefined);
+  startCpuProfiling(logger);
   tell(`READY ${JSON.stringify(session.record)}`);
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);

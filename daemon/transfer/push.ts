@@ -62,13 +62,21 @@ export interface PushOptions {
 
 const CHECKPOINT_MS = 5000;
 /** Sizes of the local files of blobs to push (every one must exist: it is reachable from HEAD). */
-async function sizesOf(paths: readonly string[]): Promise<number[]> {
-  const stats = await statAll(paths);
-  return stats.map((s, i) => {
-    if (s === null) throw new DvfsError('E_INTEGRITY', 'a stored object or manifest that HEAD needs is missing', { path: paths[i], hint: 'dvfs verify REPO names what is damaged; dvfs fetch REPO gets objects a clone has not fetched yet' });
-    return s.size;
-  });
+async function sizesOf(count: number, pathOf: (i: number) => string): Promise<number[]> {
+  const sizes = new Array<number>(count);
+  // Stat'ed in slices: a million Stats objects at once would cost more memory than the whole push.
+  for (let start = 0; start < count; start += SIZE_SLICE) {
+    const paths = Array.from({ length: Math.min(SIZE_SLICE, count - start) }, (_, j) => pathOf(start + j));
+    const stats = await statAll(paths);
+    for (const [j, st] of stats.entries()) {
+      if (st === null) throw new DvfsError('E_INTEGRITY', 'a stored object or manifest that HEAD needs is missing', { path: paths[j], hint: 'dvfs verify REPO names what is damaged; dvfs fetch REPO gets objects a clone has not fetched yet' });
+      sizes[start + j] = st.size;
+    }
+  }
+  return sizes;
 }
+
+const SIZE_SLICE = 4096;
 
 export async function push(v: Versioning, url: string, options: PushOptions = {}): Promise<PushReport> {
   const started = performance.now();
@@ -113,17 +121,22 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
   beside.catch(() => undefined);
   try {
     // What the remote lacks, in upload order: manifests (small) first, then objects.
-    const wanted: Array<{ type: 'manifest' | 'object'; id: ObjectId; path: string }> = [];
+    // No local path per blob (made when needed): at 10^6 files the paths alone would be ~120 MiB.
+    const wanted: Array<{ type: 'manifest' | 'object'; id: ObjectId }> = [];
+    const pathOf = (i: number): string => {
+      const w = wanted[i] as (typeof wanted)[number];
+      return w.type === 'manifest' ? v.manifests.path(w.id) : v.objects.path(w.id);
+    };
     let skipped = 0;
     for (const id of [...reach.snapshots, ...reach.trees]) {
       if (remote.has('manifest', id)) skipped++;
-      else wanted.push({ type: 'manifest', id, path: v.manifests.path(id) });
+      else wanted.push({ type: 'manifest', id });
     }
     for (const id of reach.objects) {
       if (remote.has('object', id)) skipped++;
-      else wanted.push({ type: 'object', id, path: v.objects.path(id) });
+      else wanted.push({ type: 'object', id });
     }
-    const sizes = await sizesOf(wanted.map((w) => w.path));
+    const sizes = await sizesOf(wanted.length, pathOf);
     const progress: PushProgress = { blobs: 0, totalBlobs: wanted.length, bytes: 0, totalBytes: sizes.reduce((a, b) => a + b, 0) };
     options.onProgress?.(progress);
     const checkpointMs = options.checkpointMs ?? CHECKPOINT_MS;
@@ -132,11 +145,11 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
     let checkpoints = 0;
     let manifests = 0;
     let objects = 0;
-    const ahead = new ReadAhead(wanted.map((w, i) => (sizes[i] as number) <= remote.config.largeThreshold ? w.path : null), sizes);
+    const ahead = new ReadAhead((i) => ((sizes[i] as number) <= remote.config.largeThreshold ? pathOf(i) : null), sizes);
     for (let i = 0; i < wanted.length; i++) {
       const w = wanted[i] as (typeof wanted)[number];
       const data = await ahead.take(i);
-      if (await (data === null ? remote.putFile(w.type, w.id, w.path) : remote.put(w.type, w.id, data))) {
+      if (await (data === null ? remote.putFile(w.type, w.id, pathOf(i)) : remote.put(w.type, w.id, data))) {
         if (w.type === 'manifest') manifests++;
         else objects++;
       } else skipped++;

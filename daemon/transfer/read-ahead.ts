@@ -111,13 +111,16 @@ export class ReadAhead {
   private next = 0;
   private lent: Buffer | null = null;
   private expected = 0;
+  private readonly pathAt: (i: number) => string | null;
 
   constructor(
-    private readonly paths: ReadonlyArray<string | null>,
+    /** File i's path (null: a large blob, not read ahead); a function saves a million-entry array. */
+    paths: ReadonlyArray<string | null> | ((i: number) => string | null),
     private readonly sizes: readonly number[],
     /** Bytes of the ring the files are read into (at most this much is held ahead). */
     ringBytes = READ_AHEAD_BYTES,
   ) {
+    this.pathAt = typeof paths === 'function' ? paths : (i): string | null => paths[i] ?? null;
     this.ring = new Ring(ringBytes);
   }
 
@@ -140,10 +143,10 @@ export class ReadAhead {
 
   private fill(from: number): void {
     if (this.next < from) this.next = from;
-    while (this.next < this.paths.length && this.reads.size < READ_AHEAD_FILES) {
+    while (this.next < this.sizes.length && this.reads.size < READ_AHEAD_FILES) {
       const i = this.next;
-      const path = this.paths[i];
-      if (path === null || path === undefined) {
+      const path = this.pathAt(i);
+      if (path === null) {
         this.next++;
         continue;
       }

@@ -8,8 +8,9 @@
 import { lstat, readlink } from 'node:fs/promises';
 import { lstatSync, type Stats } from 'node:fs';
 import { isNodeError } from '../errors.js';
-import { applyPlan, STAGE_DIR } from '../journal/apply-plan.js';
-import type { JournalSummary, SummaryEntry } from '../journal/journal.js';
+import { applyPlan, STAGE_DIR, type ApplyStep } from '../journal/apply-plan.js';
+import type { SummaryEntry } from '../journal/journal.js';
+import type { SummarySource } from '../journal/summary-stream.js';
 import type { IndexEntry, IndexOp, RepoIndex } from '../index/repo-index.js';
 import { isObjectId, type ObjectId } from '../store/content-hash.js';
 import type { Versioning } from './context.js';
@@ -45,11 +46,13 @@ export type Progress = (done: number, total: number) => void;
 export async function applyChanges(
   v: Versioning,
   index: RepoIndex,
-  summary: Pick<JournalSummary, 'entries'>,
+  summary: SummarySource,
   options: {
     /** A running mount: is the file at (opaque, plain) path being written, or written since the summary? */
     changedNow?: (opaquePath: string, plainPath: string) => boolean;
     onProgress?: Progress;
+    /** Entries looked up in the index together and applied per batch (default 1 000). */
+    chunk?: number;
   } = {},
 ): Promise<ApplyResult> {
   const r: ApplyResult = {
@@ -67,7 +70,11 @@ export async function applyChanges(
     bytesDelta: 0,
   };
   const changedNow = options.changedNow ?? ((): boolean => false);
-  const steps = applyPlan(summary as JournalSummary);
+  const chunk = Math.max(1, options.chunk ?? 1000);
+  // A summary in memory follows its plan (moves and removals first); a streamed one holds only puts, applied
+  // as they are read, so no step or entry outlives its batch.
+  const planned = summary.inMemory === null ? null : applyPlan(summary.inMemory);
+  const steps: Iterable<ApplyStep> | AsyncIterable<ApplyStep> = planned ?? putSteps(summary);
   const dirtyPath = (p: string): void => {
     if (!p.startsWith(STAGE_DIR)) markAncestors(r.dirty, p);
   };
@@ -76,7 +83,7 @@ export async function applyChanges(
     if (ops.length > 0) await index.batch(ops);
     ops = [];
   };
-  const puts = steps.filter((s) => s.op === 'put').length;
+  const puts = planned === null ? summary.size : planned.filter((s) => s.op === 'put').length;
   let done = 0;
   // Consecutive puts are looked up in the index together (one getMany per batch, not one get per entry).
   let pending: SummaryEntry[] = [];
@@ -94,12 +101,12 @@ export async function applyChanges(
       if (e.kind === 'dir' || (op?.type === 'put' && op.entry.kind === 'dir')) r.dirty.add(e.path);
       options.onProgress?.(++done, puts);
     }
-    if (ops.length >= 2000) await flushOps();
+    if (ops.length >= 2 * chunk) await flushOps();
   };
-  for (const step of steps) {
+  for await (const step of steps) {
     if (step.op === 'put') {
       pending.push(step.entry);
-      if (pending.length >= 1000) await putPending();
+      if (pending.length >= chunk) await putPending();
       continue;
     }
     await putPending();
@@ -131,6 +138,10 @@ export async function applyChanges(
   }
   if (missing.length > 0) await index.batch(missing);
   return r;
+}
+
+async function* putSteps(summary: SummarySource): AsyncGenerator<ApplyStep> {
+  for await (const entry of summary.entries()) yield { op: 'put', entry };
 }
 
 /** The index operation that records entry `e` as it is on disk now (null: leave the index alone). */
@@ -197,6 +208,11 @@ async function entryOp(
   // taken (its content may no longer be what `id` names), is left for the next commit.
   if (changedNow(e.path, plain)) {
     r.leftOpen++;
+    // The index keeps the committed version: it stays in the snapshot's counts (subtracted above).
+    if (old?.kind === 'file') {
+      r.filesDelta++;
+      r.bytesDelta += old.size;
+    }
     return LEFT_OPEN;
   }
   r.filesHashed++;

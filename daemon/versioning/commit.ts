@@ -13,7 +13,9 @@ import { execFile } from 'node:child_process';
 import { hostname, userInfo } from 'node:os';
 import { promisify } from 'node:util';
 import { DvfsError } from '../errors.js';
-import type { JournalSummary, SessionJournal, SummaryEntry } from '../journal/journal.js';
+import { join } from 'node:path';
+import type { SessionJournal, SummaryEntry } from '../journal/journal.js';
+import { memorySource, summarizeForCommit, type SummarySource } from '../journal/summary-stream.js';
 import { RepoIndex } from '../index/repo-index.js';
 import type { Logger } from '../log.js';
 import type { ObjectId } from '../store/content-hash.js';
@@ -41,6 +43,23 @@ export interface CommitRequest {
   log?: Logger;
   /** Make a snapshot even when nothing changed (a stage run or reuse is history worth recording). */
   allowEmpty?: boolean;
+  /**
+   * A session with more uncommitted records than this has its summary streamed in path order from a
+   * scratch LevelDB instead of held in memory (only sessions without renames and removals; default 20 000,
+   * or DVFS_COMMIT_STREAM_ABOVE).
+   */
+  streamAbove?: number;
+  /** Changed entries looked up in the index and applied per batch (default 1 000, or DVFS_COMMIT_CHUNK). */
+  chunk?: number;
+}
+
+/** A positive integer from the environment (tests and benchmarks tune commit's batching with it). */
+function envCount(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new DvfsError('E_USAGE', `${name} must be a whole number >= 0, not '${v}'`);
+  return n;
 }
 
 /** What a running mount tells commit (absent after unmount). */
@@ -83,8 +102,7 @@ export interface CommitReport {
 
 /** One set of changes to commit. */
 interface ChangeSource {
-  entries: SummaryEntry[];
-  counts: JournalSummary['counts'];
+  summary: SummarySource;
   session: string | null;
   seq?: number;
   /** The session's lifetime (null end: still running). Absent for a rescan, which has no lifetime. */
@@ -112,39 +130,45 @@ export async function commitJournals(v: Versioning, journals: readonly SessionJo
   const label = journals.map((j) => j.info.sessionId).join(',') || null;
   // Nothing recorded since the last commit: answer without the lock or the index (the common no-op).
   if (journals.every((j) => j.lastSeq === j.committedSeq) && request.allowEmpty !== true) return emptyReport(await readHead(v.repo.root), label, started);
+  const streamAbove = request.streamAbove ?? envCount('DVFS_COMMIT_STREAM_ABOVE') ?? 20_000;
   return locked(v, request, async (index, head) => {
     const sources: ChangeSource[] = [];
     const marks: { journal: SessionJournal; seq: number }[] = [];
-    for (const journal of journals) {
-      await catchUpJournal(v, journal, head);
-      const summary = await journal.summary();
-      if (summary.toSeq > journal.committedSeq) marks.push({ journal, seq: summary.toSeq });
-      if (summary.entries.length === 0) continue;
-      sources.push({
-        entries: summary.entries,
-        counts: summary.counts,
-        session: journal.info.sessionId,
-        seq: summary.toSeq,
-        lifetime: { startedAt: journal.info.startedAt, finishedAt: journal.stateRecord.finishedAt },
-        base: journal.info.baseSnapshot as ObjectId | null,
-        journal,
-      });
-    }
-    const report =
-      sources.length > 0
-        ? await commitChanges(v, index, head, sources, request, live, started)
-        : request.allowEmpty === true
-          ? await recordUnchanged(v, index, head, request, label, started)
-          : emptyReport(head, label, started);
-    // Records that changed nothing (or only cancelled out) are done too, once a snapshot exists to name.
-    const snapshot = report.snapshot ?? head;
-    if (snapshot !== null) {
-      for (const [i, m] of marks.entries()) {
-        if (i > 0) failpoint('commit:between-journal-marks');
-        await m.journal.markCommitted(m.seq, snapshot);
+    const opened: SummarySource[] = [];
+    try {
+      for (const [i, journal] of journals.entries()) {
+        await catchUpJournal(v, journal, head);
+        const summary = await summarizeForCommit(journal, { streamAbove, scratchDir: join(v.metaDir, `commit-scratch-${i}`) });
+        opened.push(summary);
+        if (summary.toSeq > journal.committedSeq) marks.push({ journal, seq: summary.toSeq });
+        if (summary.size === 0) continue;
+        sources.push({
+          summary,
+          session: journal.info.sessionId,
+          seq: summary.toSeq,
+          lifetime: { startedAt: journal.info.startedAt, finishedAt: journal.stateRecord.finishedAt },
+          base: journal.info.baseSnapshot as ObjectId | null,
+          journal,
+        });
       }
+      const report =
+        sources.length > 0
+          ? await commitChanges(v, index, head, sources, request, live, started)
+          : request.allowEmpty === true
+            ? await recordUnchanged(v, index, head, request, label, started)
+            : emptyReport(head, label, started);
+      // Records that changed nothing (or only cancelled out) are done too, once a snapshot exists to name.
+      const snapshot = report.snapshot ?? head;
+      if (snapshot !== null) {
+        for (const [i, m] of marks.entries()) {
+          if (i > 0) failpoint('commit:between-journal-marks');
+          await m.journal.markCommitted(m.seq, snapshot);
+        }
+      }
+      return report;
+    } finally {
+      for (const s of opened) await s.close();
     }
-    return report;
   });
 }
 
@@ -174,7 +198,8 @@ export async function commitRescan(v: Versioning, request: CommitRequest): Promi
   return locked(v, request, async (index, head) => {
     const summary = await rescanChanges(v, index);
     if (summary.entries.length === 0 && head !== null) return emptyReport(head, null, started);
-    return commitChanges(v, index, head, [{ ...summary, session: null, base: head }], request, undefined, started);
+    const source = memorySource({ entries: summary.entries, counts: summary.counts, fromSeq: 0, toSeq: 0 });
+    return commitChanges(v, index, head, [{ summary: source, session: null, base: head }], request, undefined, started);
   });
 }
 
@@ -234,10 +259,11 @@ async function commitChanges(
     const changedNow = live
       ? (opaque: string, plain: string): boolean => live.openForWrite().has(plain) || (journal !== undefined && journal.lastWriteSeq(opaque) > seq)
       : undefined;
-    const applied = await applyChanges(v, index, source, { ...(changedNow ? { changedNow } : {}), ...(request.onProgress ? { onProgress: request.onProgress } : {}) });
+    const chunk = request.chunk ?? envCount('DVFS_COMMIT_CHUNK') ?? 1000;
+    const applied = await applyChanges(v, index, source.summary, { chunk, ...(changedNow ? { changedNow } : {}), ...(request.onProgress ? { onProgress: request.onProgress } : {}) });
     for (const d of applied.dirty) dirty.add(d);
     for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += applied[k];
-    for (const k of Object.keys(counts) as (keyof typeof counts)[]) counts[k] += source.counts[k];
+    for (const k of Object.keys(counts) as (keyof typeof counts)[]) counts[k] += source.summary.counts[k];
   }
   // Linked working files are in the store now: open files must copy-on-write before their next change.
   live?.filesLinked();
@@ -308,8 +334,13 @@ async function refuseConflicts(v: Versioning, source: ChangeSource, head: Object
   // Sessions merged into this same commit.
   for (const other of mergedBefore) {
     if (!other.lifetime || !overlaps(other.lifetime)) continue;
-    const theirs = new Set(other.entries.filter((e) => !dirKept(e)).flatMap((e) => (e.origin !== null ? [e.path, e.origin] : [e.path])));
-    for (const e of source.entries) {
+    const theirs = new Set<string>();
+    for await (const e of other.summary.entries()) {
+      if (dirKept(e)) continue;
+      theirs.add(e.path);
+      if (e.origin !== null) theirs.add(e.origin);
+    }
+    for await (const e of source.summary.entries()) {
       if (dirKept(e)) continue;
       for (const p of [e.path, e.origin]) if (p !== null && theirs.has(p)) conflicts.add(v.paths.decodePath(p));
     }
@@ -321,7 +352,7 @@ async function refuseConflicts(v: Versioning, source: ChangeSource, head: Object
     const parent = snap.parents[0] ?? null;
     if (snap.sessions?.some((m) => m.id !== source.session && overlaps(m))) {
       const parentTree = parent === null ? null : (await v.manifests.getSnapshot(parent)).tree;
-      for (const e of source.entries) {
+      for await (const e of source.summary.entries()) {
         for (const opaque of [e.path, e.origin]) {
           if (opaque === null) continue;
           const plain = v.paths.decodePath(opaque);
@@ -410,3 +441,4 @@ async function syncfs(path: string): Promise<void> {
     throw new DvfsError('E_IO', `cannot sync the repository's filesystem: ${e instanceof Error ? e.message : String(e)}`, { path });
   }
 }
+

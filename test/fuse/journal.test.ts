@@ -251,3 +251,21 @@ t.test('read-only mounts and bare volumes run no session', { skip }, async (t) =
   await bare.umount();
   t.same(await listSessions(repo), [], 'no session was created');
 });
+
+t.test('a committed file left open for writing still counts in the next snapshot', { skip }, async (t) => {
+  const ws = workspace(t, 'journal-left-open');
+  const repo = initRepo(ws, 'repo', 'standard');
+  const m = mountDvfs(ws, repo, join(ws.dir, 'mnt'));
+  fs.writeFileSync(join(m.mnt, 'kept.bin'), 'first version');
+  fs.writeFileSync(join(m.mnt, 'other.bin'), 'other');
+  const first = await ctlRequest(m.record.socket, 'commit', 120_000, { message: 'first', author: 'test' });
+  t.equal(first['files'], 2, 'two files committed');
+  // Changed and still open during the next commit: left for later, but its committed version stays.
+  const writer = fs.openSync(join(m.mnt, 'kept.bin'), 'r+');
+  fs.writeSync(writer, Buffer.from('SECOND'), 0, 6, 0);
+  fs.writeFileSync(join(m.mnt, 'new.bin'), 'new');
+  const second = await ctlRequest(m.record.socket, 'commit', 120_000, { message: 'second', author: 'test' });
+  fs.closeSync(writer);
+  t.equal(second['leftOpen'], 1, 'the open file is left for the next commit');
+  t.equal(second['files'], 3, 'the snapshot counts it (its committed version) with the two others');
+});
