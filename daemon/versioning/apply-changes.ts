@@ -39,6 +39,8 @@ export interface ApplyCounters {
 export interface ApplyResult extends ApplyCounters {
   /** Opaque paths of directories whose trees must be re-encoded. */
   dirty: Set<string>;
+  /** Opaque paths of the files left open (see `leftOpen`): the caller must carry them to the next commit. */
+  leftOpenPaths: string[];
 }
 
 export type Progress = (done: number, total: number) => void;
@@ -57,6 +59,7 @@ export async function applyChanges(
 ): Promise<ApplyResult> {
   const r: ApplyResult = {
     dirty: new Set(['/']),
+    leftOpenPaths: [],
     filesHashed: 0,
     bytesHashed: 0,
     filesRehashed: 0,
@@ -95,7 +98,10 @@ export async function applyChanges(
     for (const [i, e] of batch.entries()) {
       // Synchronous lstat/link inside: measured faster than overlapping them on the thread pool.
       const op = await entryOp(v, index, e, olds[i], r, changedNow);
-      if (op === LEFT_OPEN) continue;
+      if (op === LEFT_OPEN) {
+        r.leftOpenPaths.push(e.path);
+        continue;
+      }
       if (op) ops.push(op);
       dirtyPath(e.path);
       if (e.kind === 'dir' || (op?.type === 'put' && op.entry.kind === 'dir')) r.dirty.add(e.path);

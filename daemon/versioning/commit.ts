@@ -261,6 +261,10 @@ async function commitChanges(
       : undefined;
     const chunk = request.chunk ?? envCount('DVFS_COMMIT_CHUNK') ?? 1000;
     const applied = await applyChanges(v, index, source.summary, { chunk, ...(changedNow ? { changedNow } : {}), ...(request.onProgress ? { onProgress: request.onProgress } : {}) });
+    // A file left open must reach the next commit even if nothing more is written to it: its changes may all be
+    // in records this commit marks as committed, and a replaced file's old entry is already gone from the
+    // index. One more record for it, after this commit's summary, makes the next commit hash it from disk.
+    if (journal !== undefined) for (const p of applied.leftOpenPaths) journal.write(p, { hash: null, size: 0 });
     for (const d of applied.dirty) dirty.add(d);
     for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += applied[k];
     for (const k of Object.keys(counts) as (keyof typeof counts)[]) counts[k] += source.summary.counts[k];

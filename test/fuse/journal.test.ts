@@ -269,3 +269,33 @@ t.test('a committed file left open for writing still counts in the next snapshot
   t.equal(second['leftOpen'], 1, 'the open file is left for the next commit');
   t.equal(second['files'], 3, 'the snapshot counts it (its committed version) with the two others');
 });
+
+t.test('a replaced file left open during a commit, and never written again, is in the next snapshot', { skip }, async (t) => {
+  // Replaced (removed, then made anew and closed) before the commit's summary, and open for writing (but not
+  // written) while the commit ran: that commit removes the old entry and leaves the new file for the next
+  // one, marking every record of it as committed. Closing an unwritten handle records nothing, so the next
+  // commit lost the file unless the first one carried it over (found by test/load/fio under load).
+  const ws = workspace(t, 'journal-replaced-open');
+  const repo = initRepo(ws, 'repo', 'standard');
+  const m = mountDvfs(ws, repo, join(ws.dir, 'mnt'));
+  const f = join(m.mnt, 'replaced.bin');
+  fs.writeFileSync(f, 'first version');
+  fs.writeFileSync(join(m.mnt, 'other.bin'), 'other');
+  const first = await ctlRequest(m.record.socket, 'commit', 120_000, { message: 'first', author: 'test' });
+  t.equal(first['files'], 2, 'two files committed');
+  fs.unlinkSync(f);
+  fs.writeFileSync(f, 'second version, written and closed');
+  const idle = fs.openSync(f, 'r+');
+  const second = await ctlRequest(m.record.socket, 'commit', 120_000, { message: 'second', author: 'test' });
+  t.equal(second['leftOpen'], 1, 'the open file is left for the next commit');
+  fs.closeSync(idle);
+  const third = await ctlRequest(m.record.socket, 'commit', 120_000, { message: 'third', author: 'test' });
+  t.equal(third['nothingToCommit'], false, 'the next commit has the left file to commit');
+  t.equal(third['files'], 2, 'and the snapshot holds both files');
+  await m.umount();
+  const out = join(ws.dir, 'restored');
+  const rs = ws.cli(['restore', repo, 'HEAD', '--to', out]);
+  t.equal(rs.status, 0, `restore HEAD ${rs.stderr.trim().slice(0, 300)}`);
+  t.equal(fs.readFileSync(join(out, 'replaced.bin'), 'utf8'), 'second version, written and closed', 'the replaced file has its new content');
+  t.equal(fs.readFileSync(join(out, 'other.bin'), 'utf8'), 'other');
+});
