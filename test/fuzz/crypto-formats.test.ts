@@ -61,7 +61,10 @@ async function fuzzEncfsContents(t: Test, label: string, options: CreateOptions)
     t,
     {
       name: `EncFS contents, ${label}`,
-      samples: [sample],
+      // With the header cut off as a second sample: without block MACs nearly every mutation of a whole file
+      // decodes (to garbage, as in EncFS), and only inputs shorter than the header reach the error path — random
+      // inputs alone made that rare enough to miss in 2 000 cases now and then (about 1 seed in 14).
+      samples: [sample, sample.subarray(0, 5)],
       parse: async (b) => {
         await writeFile(raw, b);
         return volume.readFile('f');
