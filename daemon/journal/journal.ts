@@ -521,7 +521,8 @@ export class SessionJournal {
 
 const REMOVED = 0;
 
-interface Entry {
+/** What the replay knows of one path (summary-stream.ts keeps the same per path, sorted on disk). */
+export interface ReplayEntry {
   /** Start-tree path whose content this is; null: new. */
   origin: string | null;
   kind: EntryKind;
@@ -534,7 +535,7 @@ interface Entry {
 
 /** A path's node in the replay tree: an override of what the start tree has there, or a pass-through. */
 interface TNode {
-  state: Entry | typeof REMOVED | undefined;
+  state: ReplayEntry | typeof REMOVED | undefined;
   children: Map<string, TNode> | undefined;
 }
 
@@ -563,9 +564,9 @@ class Replay {
   private readonly candidates = new Set<string>();
 
   /** What is at `comps` now: an entry (explicit, or made up for an implicit path), or null (nothing). */
-  private resolve(comps: readonly string[]): Entry | null {
+  private resolve(comps: readonly string[]): ReplayEntry | null {
     let node: TNode | undefined = this.root;
-    let best: Entry | typeof REMOVED | undefined = node.state;
+    let best: ReplayEntry | typeof REMOVED | undefined = node.state;
     let depth = 0;
     for (let i = 0; i < comps.length && node; i++) {
       node = node.children?.get(comps[i] as string);
@@ -618,7 +619,7 @@ class Replay {
   }
 
   /** Sets the state at `comps`, dropping everything recorded below it. */
-  private set(comps: readonly string[], state: Entry | typeof REMOVED): void {
+  private set(comps: readonly string[], state: ReplayEntry | typeof REMOVED): void {
     this.attach(comps, { state, children: undefined });
     this.track(state);
   }
@@ -627,7 +628,7 @@ class Replay {
    * Every start-tree path an explicit entry holds may end up gone (the entry can be destroyed with a
    * subtree later, which never resolves it again), so it is a candidate for the final liveness check.
    */
-  private track(state: Entry | typeof REMOVED | undefined): void {
+  private track(state: ReplayEntry | typeof REMOVED | undefined): void {
     if (state !== undefined && state !== REMOVED && state.origin !== null) this.candidates.add(state.origin);
   }
 
@@ -639,10 +640,10 @@ class Replay {
         const fresh = r.created === true || cur === null;
         if (fresh && cur !== null && cur.origin !== null && !isImplicit(cur)) this.candidates.add(cur.origin);
         this.set(comps, {
-          origin: fresh ? null : (cur as Entry).origin,
+          origin: fresh ? null : (cur as ReplayEntry).origin,
           kind: 'file',
           content: true,
-          meta: fresh ? false : (cur as Entry).meta,
+          meta: fresh ? false : (cur as ReplayEntry).meta,
           hash: r.hash,
           size: r.size,
           seq: r.seq,
@@ -790,15 +791,15 @@ class Replay {
   }
 }
 
-const implicitEntries = new WeakSet<Entry>();
+const implicitEntries = new WeakSet<ReplayEntry>();
 
 /** An entry for a path the records never named: it holds what the start tree has at `origin`. */
-function implicit(origin: string): Entry {
-  const e: Entry = { origin, kind: 'unknown', content: false, meta: false, hash: null, size: null, seq: 0 };
+function implicit(origin: string): ReplayEntry {
+  const e: ReplayEntry = { origin, kind: 'unknown', content: false, meta: false, hash: null, size: null, seq: 0 };
   implicitEntries.add(e);
   return e;
 }
 
-function isImplicit(e: Entry): boolean {
+function isImplicit(e: ReplayEntry): boolean {
   return implicitEntries.has(e);
 }

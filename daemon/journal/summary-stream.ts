@@ -16,7 +16,7 @@
 import { rm } from 'node:fs/promises';
 import { Level } from 'level';
 import { DvfsError } from '../errors.js';
-import type { EntryKind, JournalRecord, JournalSummary, SessionJournal, SummaryEntry } from './journal.js';
+import type { JournalRecord, JournalSummary, ReplayEntry, SessionJournal, SummaryEntry } from './journal.js';
 
 /** A summary whose entries can be read (once or more) in path order. */
 export interface SummarySource {
@@ -130,14 +130,7 @@ function compact(r: JournalRecord): Compact {
   return [r.op, r.seq, null, null, false];
 }
 
-interface State {
-  origin: string | null;
-  kind: EntryKind;
-  content: boolean;
-  meta: boolean;
-  hash: string | null;
-  size: number | null;
-  seq: number;
+interface State extends ReplayEntry {
   /** Something the start tree had at this path was replaced (a create over an entry with an origin). */
   replaced: boolean;
 }
