@@ -8,9 +8,13 @@
  *   before anything is mounted on it: while nothing is mounted there, creating anything in it fails (EPERM);
  * - the stage starts only after the daemon reported the mount ready and /proc/self/mountinfo shows it;
  * - while the daemon is dead but its mount is still attached, every access gets ENOTCONN.
- * Each stage directory names its owner (`owner`: the pid of the dvfs run that made it); the next dvfs run
- * removes the directories of owners that are gone (a killed dvfs run leaves an immutable one behind, which
- * would otherwise stop `rm -r` of the repository).
+ * Each stage directory names its owner (`owner`: the pid and host of the dvfs run that made it); the next
+ * dvfs run on that host removes the directories of owners that are gone (a killed dvfs run leaves an
+ * immutable one behind, which would otherwise stop `rm -r` of the repository). A stage directory appears
+ * complete, owner included: it is made under a staging name and renamed into place, so a cleaner in another
+ * job never finds one without its owner and takes it for abandoned (that removed the mountpoint of a stage
+ * job being set up when 20 jobs started at once). Directories of other hosts (a repository on a shared
+ * filesystem) are never touched: their owner cannot be checked from here.
  *
  * Releasing never makes the mountpoint writable at its path: clearing the flag first and then removing the
  * directory left a window in which a writer that outlived the stage (by path, after the daemon died) created
@@ -21,6 +25,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { isNodeError } from '../errors.js';
 import { cleanStale } from '../mount/launcher.js';
@@ -28,6 +33,16 @@ import { isMounted, processAlive } from '../mount/mountinfo.js';
 
 const OWNER_FILE = 'owner';
 const RELEASED_PREFIX = '.released-';
+/** A stage directory being made: `.new-PID-RUN`, renamed to `RUN` once its owner file is written. */
+const STAGING_PREFIX = '.new-';
+
+/** `PID HOST` of an owner file; a file with a pid alone (written by older versions) is of this host. */
+export function parseOwner(text: string): { pid: number; host: string } | null {
+  const [pid, host] = text.trim().split(/\s+/);
+  const n = Number(pid);
+  if (!Number.isSafeInteger(n) || n <= 0) return null;
+  return { pid: n, host: host ?? hostname() };
+}
 
 export interface GuardedMountpoint {
   /** The mountpoint (immutable while nothing is mounted on it). */
@@ -77,8 +92,16 @@ export async function removeAbandonedStageDirs(runDir: string): Promise<string[]
   }
   for (const name of names) {
     const dir = join(stages, name);
-    const owner = Number((await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(owner) && owner > 0 && processAlive(owner)) continue;
+    const owner = parseOwner(await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => ''));
+    if (name.startsWith(STAGING_PREFIX)) {
+      // never mounted nor immutable: removed once its owner is known to be gone (else left, harmlessly)
+      if (owner !== null && owner.host === hostname() && !processAlive(owner.pid)) {
+        await rm(dir, { recursive: true, force: true });
+        removed.push(dir);
+      }
+      continue;
+    }
+    if (owner !== null && (owner.host !== hostname() || processAlive(owner.pid))) continue;
     try {
       cleanStale(join(dir, 'mnt'));
     } catch {
@@ -92,8 +115,10 @@ export async function removeAbandonedStageDirs(runDir: string): Promise<string[]
 export async function guardedMountpoint(runDir: string, runId: string): Promise<GuardedMountpoint> {
   const dir = join(runDir, 'stages', runId);
   const path = join(dir, 'mnt');
-  await mkdir(path, { recursive: true, mode: 0o700 });
-  await writeFile(join(dir, OWNER_FILE), `${process.pid}\n`, { mode: 0o600 });
+  const staging = join(runDir, 'stages', `${STAGING_PREFIX}${process.pid}-${runId}`);
+  await mkdir(join(staging, 'mnt'), { recursive: true, mode: 0o700 });
+  await writeFile(join(staging, OWNER_FILE), `${process.pid} ${hostname()}\n`, { mode: 0o600 });
+  await rename(staging, dir);
   const problem = chattr('+i', path);
   return {
     path,

@@ -221,7 +221,9 @@ t.test('SLURM job lifecycle', { skip }, async (t) => {
     const subs = Array.from({ length: 20 }, (_, i) => repo.submit(['--stage', `j${i}`, '--output', `out/${i}`], ['sh', '-c', `mkdir -p out && echo ${i} > out/${i}`]));
     await repo.settle(subs.map((s) => s.finalizeJobId), 300_000);
     const rows = repo.status();
-    t.equal(rows.filter((r) => r.state === 'completed').length, 20, 'all 20 completed');
+    t.equal(rows.length, 20, 'a status row per job');
+    const other = rows.filter((r) => r.state !== 'completed');
+    t.same(other.map((r) => `${r.stage}: ${r.state}`), [], 'all 20 completed', other.length > 0 ? { diagnostic: true, explained: repo.explain(other) } : {});
     const log = repo.log();
     t.equal(log.length, 20, '20 snapshots');
     t.same(new Set(log.map((l) => l.provenance.jobId)), new Set(subs.map((s) => s.jobId)), 'one per job');

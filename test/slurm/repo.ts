@@ -2,7 +2,7 @@
  * A dvfs repository for SLURM job tests: a fresh EncFS-format repository with a 0600 password file, the real
  * CLI run with the cluster's environment, and waiting for jobs through what the CLI itself reports.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,6 +48,11 @@ export interface JobRepo {
   log(): LogEntry[];
   /** Waits until SLURM has none of these jobs queued (pass finalize ids: they end last). */
   settle(jobIds: string[], timeoutMs?: number): Promise<void>;
+  /**
+   * Everything the repository and SLURM recorded about these rows' jobs, for a failed assertion: the row, the
+   * job's own run records, the stage job's output, the finalize job's log and the end of slurmctld's log.
+   */
+  explain(rows: StatusRow[]): string;
   /** Waits until the entry's state is `state` (as `dvfs slurm status` says). */
   until(entry: string, pred: (row: StatusRow) => boolean, timeoutMs?: number): Promise<StatusRow>;
 }
@@ -97,6 +102,21 @@ export function makeJobRepo(t: TeardownHost, cluster: SlurmCluster): JobRepo {
       return Array.isArray(v) ? v : v.snapshots;
     },
     settle: (jobIds, timeoutMs) => cluster.drain(jobIds, timeoutMs),
+    explain(rows) {
+      const slurm = join(root, '.dvfs', 'slurm');
+      const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8').trim() : '(none)');
+      const parts = rows.map((row) => {
+        const runs = join(slurm, 'runs', row.entry);
+        const records = existsSync(runs) ? readdirSync(runs).map((f) => `run record ${f}: ${text(join(runs, f))}`) : ['no run record'];
+        return [
+          `row: ${JSON.stringify(row)}`,
+          ...records,
+          `stage job output (slurm-${row.jobId}.out): ${text(join(dir, `slurm-${row.jobId}.out`))}`,
+          `finalize job log: ${text(join(slurm, 'logs', `finish-${row.finalizeJobId}.out`))}`,
+        ].join('\n');
+      });
+      return [...parts, `slurmctld:\n${cluster.logTail('slurmctld', 40)}`].join('\n\n');
+    },
     async until(entry, pred, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

@@ -3,8 +3,8 @@
 // tried to write, even by a process that escaped the stop) lands anywhere in the clear.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { guardedMountpoint, removeAbandonedStageDirs } from '../../daemon/stage/mountpoint.js';
@@ -50,6 +50,49 @@ t.test('the guarded mountpoint refuses writes while nothing is mounted on it', {
   t.notOk(existsSync(left.path));
   t.ok(existsSync(mine.path), 'a live run\'s directory stays');
   await mine.release();
+});
+
+t.test('a stage directory is never taken for abandoned while it is being made, nor when it is another host\'s', { skip: chattrUnsupported() }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dvfs-guard-owner-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const stages = join(dir, 'stages');
+  // the states another job's cleaner can see: a staging directory before its owner file is written, one whose
+  // owner is gone, and a stage directory of a job on another node (a repository on a shared filesystem)
+  mkdirSync(join(stages, `.new-${process.pid}-run1`, 'mnt'), { recursive: true });
+  mkdirSync(join(stages, '.new-999999999-run2', 'mnt'), { recursive: true });
+  writeFileSync(join(stages, '.new-999999999-run2', 'owner'), `999999999 ${hostname()}\n`);
+  mkdirSync(join(stages, 'run3', 'mnt'), { recursive: true });
+  writeFileSync(join(stages, 'run3', 'owner'), '999999999 another-node.example\n');
+  t.same(await removeAbandonedStageDirs(dir), [join(stages, '.new-999999999-run2')], 'only the staging directory of a dead owner on this host');
+  t.same(readdirSync(stages).sort(), [`.new-${process.pid}-run1`, 'run3'], 'the one being made and the other node\'s stay');
+
+  // A cleaner running in a loop (another job starting) while this process makes stage directories.
+  const cleaner = spawn(process.execPath, ['--input-type=module', '-e', `
+    const { removeAbandonedStageDirs } = await import(${JSON.stringify(new URL('../../daemon/stage/mountpoint.js', import.meta.url).href)});
+    const end = Date.now() + 4000;
+    let removed = 0;
+    while (Date.now() < end) removed += (await removeAbandonedStageDirs(${JSON.stringify(dir)})).length;
+    console.log(removed);
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let removedByCleaner = '';
+  cleaner.stdout.setEncoding('utf8').on('data', (d: string) => (removedByCleaner += d));
+  const cleanerDone = new Promise<void>((r) => cleaner.on('close', () => r()));
+  await sleep(300);
+  const made: Awaited<ReturnType<typeof guardedMountpoint>>[] = [];
+  const lost: string[] = [];
+  for (let i = 0; i < 150; i++) {
+    try {
+      const g = await guardedMountpoint(dir, `burst${i}`);
+      if (!g.guarded || !existsSync(g.path)) lost.push(`burst${i}: ${g.problem ?? 'gone'}`);
+      made.push(g);
+    } catch (e) {
+      lost.push(`burst${i}: ${(e as Error).message}`);
+    }
+  }
+  await cleanerDone;
+  t.same(lost, [], 'every stage directory made beside the cleaner is there, guarded, with its owner');
+  t.equal(removedByCleaner.trim(), '0', 'the cleaner removed none of them');
+  for (const g of made) await g.release();
 });
 
 t.test('releasing a guarded mountpoint under a writer that outlived the stage leaves nothing writable', { skip: chattrUnsupported() }, async (t) => {
