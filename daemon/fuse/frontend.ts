@@ -7,7 +7,7 @@
  * and mutations of files whose ciphertext is shared with the object store go to a re-encrypted copy first
  * (link-guard.ts).
  */
-import { constants as fsc, type Stats } from 'node:fs';
+import { constants as fsc, type Dirent, type Stats } from 'node:fs';
 import { chmodSync, linkSync, lchownSync, lstatSync, lutimesSync, readdirSync, readlinkSync, statfsSync, symlinkSync, unlinkSync } from 'node:fs';
 import type { FuseOperations, FuseStat, FuseStatfs } from 'fuse-native';
 import { DvfsError, IntegrityError, isNodeError } from '../errors.js';
@@ -67,6 +67,30 @@ function describe(e: unknown): string {
   if (e instanceof FsError) return e.errno;
   const n = e as NodeJS.ErrnoException;
   return n.code ? `${n.code}${n.syscall ? ` (${n.syscall})` : ''}` : 'error';
+}
+
+/**
+ * What readdir tells the kernel of each entry: its type alone (the ciphertext entry's, which is the plaintext
+ * one's), so directory walkers (`ls -R`, `find`) know files from directories without a lookup and a
+ * getattr round trip per entry. The inode stays unknown, as it was without these stats; getattr gives it.
+ */
+const typeStat = (type: number): FuseStat => ({ mode: type, uid: 0, gid: 0, size: 0, ino: 0xffffffff, atime: 0, mtime: 0, ctime: 0 });
+const ENTRY_TYPE_STATS = {
+  directory: typeStat(fsc.S_IFDIR),
+  file: typeStat(fsc.S_IFREG),
+  symlink: typeStat(fsc.S_IFLNK),
+  fifo: typeStat(fsc.S_IFIFO),
+  socket: typeStat(fsc.S_IFSOCK),
+  unknown: typeStat(0),
+};
+
+function entryTypeStat(entry: Dirent): FuseStat {
+  if (entry.isFile()) return ENTRY_TYPE_STATS.file;
+  if (entry.isDirectory()) return ENTRY_TYPE_STATS.directory;
+  if (entry.isSymbolicLink()) return ENTRY_TYPE_STATS.symlink;
+  if (entry.isFIFO()) return ENTRY_TYPE_STATS.fifo;
+  if (entry.isSocket()) return ENTRY_TYPE_STATS.socket;
+  return ENTRY_TYPE_STATS.unknown;
 }
 
 const toFuseStat = (st: Stats, size: number): FuseStat => ({
@@ -249,16 +273,19 @@ export class Frontend {
           const dir = await tree.locate(path);
           await tree.prepareDir?.(dir);
           const names = ['.', '..'];
-          for (const cipherName of readdirSync(dir.rawPath)) {
+          const types = [ENTRY_TYPE_STATS.directory, ENTRY_TYPE_STATS.directory];
+          for (const entry of readdirSync(dir.rawPath, { withFileTypes: true })) {
             try {
-              const name = tree.decodeEntry(dir, cipherName);
-              if (name !== null) names.push(name);
+              const name = tree.decodeEntry(dir, entry.name);
+              if (name === null) continue;
+              names.push(name);
+              types.push(entryTypeStat(entry));
             } catch (e) {
-              this.log.warn({ op: 'readdir', cipherPath: this.cipherPathOf(path), cipherName, err: describe(e) }, 'undecodable directory entry skipped');
+              this.log.warn({ op: 'readdir', cipherPath: this.cipherPathOf(path), cipherName: entry.name, err: describe(e) }, 'undecodable directory entry skipped');
             }
           }
-          return names;
-        }, (err, names) => cb(err, names ?? [])),
+          return { names, types };
+        }, (err, listing) => cb(err, listing?.names ?? [], listing?.types ?? [])),
       create: (path, mode, cb) =>
         this.run('create', path, async () => {
           this.writable();

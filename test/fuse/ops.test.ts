@@ -692,6 +692,31 @@ for (const preset of ['standard', 'paranoia'] as const) {
   });
 }
 
+t.test('readdir tells entry types: ls -R and find walk a tree without a round trip per entry', { skip }, async (t) => {
+  const m = quickMount(t, 'standard', { label: 'ops-dtype' });
+  const d = join(m.mnt, 'tree');
+  for (const sub of ['d1', 'd2', 'd2/d3']) fs.mkdirSync(join(d, sub), { recursive: true });
+  const files = Array.from({ length: 300 }, (_, i) => `d${(i % 2) + 1}/f${i}`);
+  for (const f of files) fs.writeFileSync(join(d, f), f);
+  fs.symlinkSync('f0', join(d, 'd1', 'link'));
+  t.equal(spawnSync('mkfifo', [join(d, 'd2', 'pipe')]).status, 0, 'mkfifo');
+  await m.umount();
+  // a fresh mount: the kernel has no entries of the tree cached
+  const again = mountDvfs(m.ws, m.repo, m.mnt);
+  const before = again.status().operations;
+  const ls = spawnSync('ls', ['-R', d], { encoding: 'utf8' });
+  const during = again.status().operations - before; // status goes over the control socket, not FUSE
+  t.equal(ls.status, 0, 'ls -R succeeds');
+  const listed = ls.stdout.split('\n').filter((l) => /^f\d+$/.test(l)).length;
+  t.equal(listed, 300, 'ls -R lists every file');
+  t.ok(during < 40, `ls -R of 306 entries in 4 directories took ${during} FUSE operations (a lookup per entry would be over 300)`);
+  const find = (type: string): string[] => spawnSync('find', [d, '-type', type], { encoding: 'utf8' }).stdout.trim().split('\n').map((l) => l.slice(d.length + 1)).sort();
+  t.same(find('d'), ['', 'd1', 'd2', 'd2/d3'].sort(), 'find -type d: the directories');
+  t.same(find('l'), ['d1/link'], 'find -type l: the symlink');
+  t.same(find('p'), ['d2/pipe'], 'find -type p: the fifo');
+  t.same(find('f'), files.sort(), 'find -type f: every file');
+});
+
 t.test('standard, bare volume (no repository, no copy-on-write): a write through one hard link is seen through the other', { skip }, async (t) => {
   const ws = workspace(t, 'ops-bare-links');
   const repo = initRepo(ws, 'repo', 'standard');
