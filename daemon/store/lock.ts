@@ -1,6 +1,7 @@
 /**
- * The repository lock, `REPO/.dvfs/lock`: whoever created it (O_CREAT|O_EXCL, which also works on NFSv3+ and
- * Lustre) may change snapshots, objects, manifests and HEAD. It holds one line of JSON
+ * The repository lock, `REPO/.dvfs/lock`: whoever created it (exclusively, which also works on NFSv3+ and
+ * Lustre) may change snapshots, objects, manifests and HEAD. It is made whole: written and synced beside its
+ * place, then hard-linked there (link(2) is as exclusive as O_CREAT|O_EXCL). It holds one line of JSON
  *
  *   { "pid": 1234, "host": "node17", "startedAt": "<ISO>", "purpose": "snapshot", "token": "<random hex>",
  *     "bootId": "<kernel boot id>", "pidStart": "<process start time, clock ticks since boot>" }
@@ -10,8 +11,8 @@
  *
  * A lock left by a process that is gone is broken: same host, and either a different boot, a pid that is not
  * alive, or a pid now belonging to another process (start time differs). A lock from another host cannot be
- * checked and is never broken automatically. A lock file that is not JSON yet is being written; one still
- * unreadable after a few seconds is a crash leftover and broken.
+ * checked and is never broken automatically. A lock file that is not JSON (damaged, or made by an older dvfs,
+ * which created it empty and wrote it after) is left for a few seconds, then broken as a crash leftover.
  *
  * Breaking is serialised by a second exclusive file, `lock.break`: its holder re-reads the lock, and removes it
  * only if it is still exactly the stale one it judged. Nobody else removes a lock they did not create, so no
@@ -20,15 +21,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DvfsError, isNodeError } from '../errors.js';
 import { META_DIR } from '../repo/layout.js';
 
 export const LOCK_FILE = 'lock';
 const BREAKER_SUFFIX = '.break';
+/** A lock being written beside its place: `lock.new-HOST-PID-RANDOM` (see writeBeside). */
+const NEW_INFIX = '.new-';
 /** How long a lock file may stay unparseable before it counts as a crash leftover. */
 const UNREADABLE_GRACE_MS = 5_000;
 /** A `lock.break` older than this was left by a crash (it is normally held for a millisecond). */
@@ -232,17 +235,23 @@ export async function acquireRepoLock(repoRoot: string, options: LockOptions): P
   const start = Date.now();
   let delay = FIRST_DELAY_MS;
   const notes: string[] = [];
-  for (;;) {
-    const info = ourInfo(options.purpose);
-    const text = JSON.stringify(info) + '\n';
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'wx', 0o644);
-    } catch (e) {
-      if (isNodeError(e) && e.code === 'ENOENT') {
-        throw new DvfsError('E_NOTFOUND', `not a dvfs repository (no ${META_DIR} directory): ${repoRoot}`, { path: repoRoot });
+  const info = ourInfo(options.purpose);
+  const text = JSON.stringify(info) + '\n';
+  let whole: string;
+  try {
+    whole = await writeBeside(path, text);
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'ENOENT') {
+      throw new DvfsError('E_NOTFOUND', `not a dvfs repository (no ${META_DIR} directory): ${repoRoot}`, { path: repoRoot });
+    }
+    throw e;
+  }
+  try {
+    for (;;) {
+      if (await linkInPlace(whole, path, text)) {
+        await removeLeftovers(path);
+        return makeLock(path, info, text, notes);
       }
-      if (!(isNodeError(e) && e.code === 'EEXIST')) throw e;
       const holder = await inspect(path);
       if (holder.state === 'gone') continue;
       if (holder.state === 'stale') {
@@ -255,18 +264,72 @@ export async function acquireRepoLock(repoRoot: string, options: LockOptions): P
       // Jittered so that waiters woken together do not retry in lockstep.
       await sleep(Math.min(delay * (0.5 + Math.random()), waitMs - waited));
       delay = Math.min(delay * 2, MAX_DELAY_MS);
-      continue;
     }
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } catch (e) {
-      await fh.close();
-      await unlink(path).catch(() => undefined);
-      throw e;
-    }
+  } finally {
+    await unlink(whole).catch(() => undefined);
+  }
+}
+
+/**
+ * Writes the lock's text, synced, to a new file beside it (`lock.new-HOST-PID-RANDOM`): the lock itself is then
+ * made with {@link linkInPlace}, so it never exists empty or half-written — a reader would take such a
+ * file, once a few seconds old, for a crash leftover and break a live lock (a stalled writer on a loaded node).
+ */
+async function writeBeside(path: string, text: string): Promise<string> {
+  const whole = `${path}${NEW_INFIX}${hostname()}-${process.pid}-${randomBytes(6).toString('hex')}`;
+  await createSynced(whole, text);
+  return whole;
+}
+
+/** Creates `path` exclusively (EEXIST when it exists) holding `text`, synced; removed again if writing fails. */
+async function createSynced(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'wx', 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } catch (e) {
     await fh.close();
-    return makeLock(path, info, text, notes);
+    await unlink(path).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+}
+
+/**
+ * Removes the `lock.new-…` files of processes of this host that are gone (one killed while it waited for the
+ * lock leaves its written lock behind); called holding the lock.
+ */
+async function removeLeftovers(path: string): Promise<void> {
+  const prefix = `${basename(path)}${NEW_INFIX}${hostname()}-`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-[0-9a-f]{12}$/.exec(name.slice(prefix.length))?.[1]);
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) await unlink(join(dirname(path), name)).catch(() => undefined);
+  }
+}
+
+/** Filesystems that cannot hard-link answer link(2) with one of these. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Hard-links the written lock into place (atomic, and exclusive like O_EXCL, on NFS too); false if it exists.
+ * Where the filesystem has no hard links, the lock is created with O_EXCL and written after (the older way).
+ */
+async function linkInPlace(whole: string, path: string, text: string): Promise<boolean> {
+  try {
+    await link(whole, path);
+    return true;
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'EEXIST') return false;
+    if (!(isNodeError(e) && e.code !== undefined && NO_LINKS.has(e.code))) throw e;
+  }
+  try {
+    await createSynced(path, text);
+    return true;
+  } catch (e) {
+    if (isNodeError(e) && e.code === 'EEXIST') return false;
+    throw e;
   }
 }
 

@@ -3,14 +3,24 @@
 // respected, and mutual exclusion among many contenders (also while breaking one stale lock).
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readdir, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { DvfsError } from '../../daemon/errors.js';
 import { acquireRepoLock, lockPath, readLockInfo, withRepoLock, type LockInfo } from '../../daemon/store/lock.js';
+import { fuseAvailable, quickMount } from '../helpers/mount.js';
 import { errorOf, tempDir, tempRepo } from './store-helpers.js';
+
+async function errorCode(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+}
 
 const LOCK_MODULE = fileURLToPath(new URL('../../daemon/store/lock.js', import.meta.url));
 
@@ -171,6 +181,51 @@ t.test('stale locks are broken with a note', async (t) => {
     t.match(e.message, 'on some-other-node');
     t.match(e.hint ?? '', `no dvfs process is running on some-other-node any more, remove ${lockPath(root)}`);
   }
+});
+
+t.test('the lock file is never seen empty or half-written, and waiters killed mid-wait leave nothing behind', async (t) => {
+  const { root } = await tempRepo(t);
+  // A reader in another process, as a contender inspecting the holder would read it.
+  const reader = spawn(process.execPath, ['-e', `
+    const { readFileSync } = require('node:fs');
+    const end = Date.now() + 3000;
+    let whole = 0, torn = 0;
+    while (Date.now() < end) {
+      let text;
+      try { text = readFileSync(${JSON.stringify(lockPath(root))}, 'utf8'); } catch { continue; }
+      try { JSON.parse(text); whole++; } catch { torn++; }
+    }
+    process.stdout.write(JSON.stringify({ whole, torn }));
+  `]);
+  const seen = output(reader as ChildProcessWithoutNullStreams);
+  await sleep(200);
+  for (let i = 0; i < 300; i++) await (await acquireRepoLock(root, { purpose: `round ${i}` })).release();
+  const { whole, torn } = JSON.parse(await seen) as { whole: number; torn: number };
+  t.ok(whole > 0, `the reader saw the lock (${whole} reads)`);
+  t.equal(torn, 0, 'and never an empty or half-written one');
+
+  // What a contender SIGKILLed while waiting leaves: its written lock beside the real one.
+  const dir = join(root, '.dvfs');
+  const dead = `lock.new-${hostname()}-${deadPid()}-0123456789ab`;
+  const live = `lock.new-${hostname()}-${process.ppid}-0123456789ab`;
+  const remote = 'lock.new-another-node-4242-0123456789ab';
+  for (const name of [dead, live, remote]) await writeFile(join(dir, name), '{}');
+  await (await acquireRepoLock(root, { purpose: 'after a killed waiter' })).release();
+  t.same((await readdir(dir)).sort(), [live, remote].sort(), 'the next holder removes the dead waiter\'s file, not a live one\'s or another host\'s');
+});
+
+t.test('on a filesystem without hard links (a dvfs paranoia mount answers link with EPERM) the lock still works', { skip: fuseAvailable() ?? false }, async (t) => {
+  const m = quickMount(t, 'paranoia', { label: 'lock-nolinks' });
+  const root = join(m.mnt, 'repo');
+  await mkdir(join(root, '.dvfs'), { recursive: true });
+  await writeFile(join(root, 'probe'), '');
+  t.equal(await errorCode(link(join(root, 'probe'), join(root, 'probe2'))), 'EPERM', 'this filesystem refuses hard links');
+  const lock = await acquireRepoLock(root, { purpose: 'no links' });
+  t.equal((await readLockInfo(root))?.purpose, 'no links', 'the lock was made and names its holder');
+  const e = await errorOf(acquireRepoLock(root, { purpose: 'second', waitMs: 50 }));
+  t.ok(e instanceof DvfsError && e.code === 'E_EXISTS', 'and is exclusive');
+  await lock.release();
+  t.same((await readdir(join(root, '.dvfs'))).sort(), [], 'released, nothing left beside it');
 });
 
 t.test('mutual exclusion among contenders', async (t) => {
