@@ -56,7 +56,10 @@ export function daemonNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] 
 function spawnDaemon(): ChildProcessWithoutNullStreams {
   // No core dumps of a process holding keys and plaintext: RLIMIT_CORE 0 (soft and hard) before exec'ing the
   // daemon (Node cannot set rlimits itself); exec keeps the pid, so the record names the daemon.
-  return spawn('/bin/sh', ['-c', 'ulimit -c 0 && exec "$0" "$@"', process.execPath, ...daemonNodeFlags(), DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  // At most 2 malloc arenas (unless MALLOC_ARENA_MAX is set): the FUSE threads otherwise get up to 8 per
+  // core, each keeping freed memory of its own (measured: 7-11 % of the daemon's peak at 150 000 files).
+  const env = { ...process.env, MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' };
+  return spawn('/bin/sh', ['-c', 'ulimit -c 0 && exec "$0" "$@"', process.execPath, ...daemonNodeFlags(), DAEMON], { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env });
 }
 
 let prespawned: ChildProcessWithoutNullStreams | null = null;
