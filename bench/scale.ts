@@ -4,7 +4,7 @@
  * process that does its work.
  *
  *   node dist/bench/scale.js [--files N] [--per-dir N] [--writers N] [--dir BASE] [--dvfs PATH/cli/dvfs.js]
- *                            [--json] [--out FILE] [--md FILE] [--no-save] [--note TEXT] [--keep]
+ *                            [--json] [--out FILE] [--md FILE] [--no-save] [--note TEXT] [--keep] [--skip STEPS]
  *   npm run bench:scale -- [OPTIONS]
  *
  * The tree: --files files (default 1 000 000), --per-dir per directory (default 1 000); a quarter of the files
@@ -17,6 +17,7 @@
  *   commit-nochange  the same again, nothing changed
  *   ls-R             `ls -R MNT`, its output counted (every file must be listed)
  *   push             `dvfs push REPO origin --json` to file://BASE/remote
+ * --skip ls-R,push leaves out the steps named (any but write and commit; `ls -R` of 10^6 files takes ~35 min).
  * Memory: the mount daemon's peak (VmHWM of /proc/<pid>/status, reset through /proc/<pid>/clear_refs before
  * each step, so each step reports its own peak) and the peak of the CLI process of the step (sampled every
  * 20 ms). A commit on a mounted repository runs in the daemon (the CLI only asks over the control socket), a
@@ -52,10 +53,11 @@ const TARGET_FILES = 1_000_000;
 
 const USAGE =
   'usage: node dist/bench/scale.js [--files N] [--per-dir N] [--writers N] [--dir BASE] [--dvfs PATH/cli/dvfs.js]\n' +
-  '                                [--json] [--out FILE] [--md FILE] [--no-save] [--note TEXT] [--keep]\n' +
+  '                                [--json] [--out FILE] [--md FILE] [--no-save] [--note TEXT] [--keep] [--skip STEPS]\n' +
   '  --files N     files in the tree (default 1000000)      --per-dir N   files per directory (default 1000)\n' +
   '  --writers N   parallel writer processes (default 8)     --dir BASE    work directory (default /var/tmp/dvfs-bench-scale)\n' +
-  '  --keep        leave the work directory (repository, remote) in place for inspection\n';
+  '  --keep        leave the work directory (repository, remote) in place for inspection\n' +
+  '  --skip STEPS  comma-separated steps to leave out: commit-nochange, ls-R, push\n';
 
 interface Options {
   files: number;
@@ -68,7 +70,10 @@ interface Options {
   md: string | null;
   note: string | null;
   keep: boolean;
+  skip: ReadonlySet<string>;
 }
+
+const SKIPPABLE = ['commit-nochange', 'ls-R', 'push'];
 
 function fail(msg: string): never {
   process.stderr.write(`scale bench: ${msg}\n${USAGE}`);
@@ -91,6 +96,7 @@ function options(): Options {
         'no-save': { type: 'boolean', default: false },
         note: { type: 'string' },
         keep: { type: 'boolean', default: false },
+        skip: { type: 'string', default: '' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }).values;
@@ -120,7 +126,14 @@ function options(): Options {
     md: values.md ?? (save ? join(RESULTS_DIR, `${tag}.md`) : null),
     note: values.note ?? null,
     keep: values.keep,
+    skip: skipped(values.skip ?? ''),
   };
+}
+
+function skipped(list: string): Set<string> {
+  const steps = new Set(list.split(',').filter((x) => x !== ''));
+  for (const st of steps) if (!SKIPPABLE.includes(st)) fail(`--skip: '${st}' is not one of ${SKIPPABLE.join(', ')}`);
+  return steps;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -196,6 +209,8 @@ interface Step {
   loadBefore: number[];
   loadAfter: number[];
   detail: Record<string, unknown>;
+  /** The daemon's own memory figures after the step (dvfs status: rss, V8 heapTotal/heapUsed, external). */
+  daemonMemoryAfter?: unknown;
 }
 
 class ScaleVolume extends DvfsVolume {
@@ -223,7 +238,8 @@ async function timedStep(vol: ScaleVolume, name: string, worker: Step['worker'],
   const r = await body();
   const daemonPeakMiB = peakMiB(pid);
   const rssMiB = worker === 'daemon' ? daemonPeakMiB : (r.cliPeakMiB ?? 0);
-  const step: Step = { name, seconds: Math.round(r.seconds * 1000) / 1000, rssMiB, worker, daemonPeakMiB, cliPeakMiB: r.cliPeakMiB, loadBefore, loadAfter: load(), detail: r.detail };
+  const memory = (await vol.status().catch((): Record<string, unknown> => ({})))['memory'];
+  const step: Step = { name, seconds: Math.round(r.seconds * 1000) / 1000, rssMiB, worker, daemonPeakMiB, cliPeakMiB: r.cliPeakMiB, loadBefore, loadAfter: load(), detail: r.detail, ...(memory === undefined ? {} : { daemonMemoryAfter: memory }) };
   log(`${name}: ${step.seconds.toFixed(2)} s, daemon peak ${daemonPeakMiB} MiB${r.cliPeakMiB === null ? '' : `, cli peak ${r.cliPeakMiB} MiB`}`);
   return step;
 }
@@ -393,10 +409,10 @@ async function main(): Promise<void> {
   };
   await step('write', 'daemon', () => writeTree(o, vol.mnt));
   await step('commit', 'daemon', () => commit(vol, 'scale: first'));
-  await step('commit-nochange', 'daemon', () => commit(vol, 'scale: nothing changed'));
-  await step('ls-R', 'daemon', () => listTree(o, vol.mnt));
+  if (!o.skip.has('commit-nochange')) await step('commit-nochange', 'daemon', () => commit(vol, 'scale: nothing changed'));
+  if (!o.skip.has('ls-R')) await step('ls-R', 'daemon', () => listTree(o, vol.mnt));
   const remoteDir = join(base, 'remote');
-  await step('push', 'cli', () => push(vol, remoteDir));
+  if (!o.skip.has('push')) await step('push', 'cli', () => push(vol, remoteDir));
   const t0 = performance.now();
   if (o.keep) await vol.unmount();
   else await finishVolume(vol);

@@ -175,11 +175,12 @@ export class SessionJournal {
   private closing: Promise<void> | null = null;
   private st: JournalStateRecord;
   /**
-   * pathKey(path) → seq of the last write record appended by this process for the paths with that key (see
-   * lastWriteSeq). Keyed by a hash, not the path: a mount writing a million files keeps ~50 bytes per file
-   * here instead of ~180.
+   * While a commit runs beside the mount (trackWrites): pathKey(path) → seq of the last write record
+   * appended since tracking began, for the paths with that key (see lastWriteSeq). Null otherwise: a mount
+   * writing a million files keeps nothing per file here between commits.
    */
-  private readonly lastWrites = new Map<number, number>();
+  private tracked: Map<number, number> | null = null;
+  private trackers = 0;
   private readonly flushIntervalMs: number;
   private readonly maxPending: number;
 
@@ -292,18 +293,34 @@ export class SessionJournal {
     const seq = info.created
       ? this.append({ op: 'write', path, hash: info.hash, size: info.size, created: true })
       : this.append({ op: 'write', path, hash: info.hash, size: info.size });
-    this.lastWrites.set(pathKey(path), seq);
+    this.tracked?.set(pathKey(path), seq);
     return seq;
   }
 
   /**
-   * The seq of the last `write` record this process appended for `path` (0: none). A commit running beside
-   * the mount uses it to see that a file changed after the summary it is committing was taken. When two
-   * paths share a pathKey this is the later of their seqs: never below the truth, so a collision can only
-   * leave a file for the next commit, never commit a stale one.
+   * Starts remembering the seq of each `write` appended from now on, per path, until the returned function
+   * is called (calls nest: tracking ends with the last of them). A commit running beside the mount starts it
+   * before it reads the records it commits, so every write after those records is known to lastWriteSeq.
+   */
+  trackWrites(): () => void {
+    if (this.trackers++ === 0) this.tracked = new Map();
+    let stopped = false;
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      if (--this.trackers === 0) this.tracked = null;
+    };
+  }
+
+  /**
+   * The seq of the last `write` record appended for `path` while writes were tracked (0: none, or not
+   * tracking). A commit running beside the mount uses it to see that a file changed after the summary it is
+   * committing was taken: it calls trackWrites() before taking the summary, so any write past the summary
+   * is tracked. When two paths share a pathKey this is the later of their seqs: never below the truth, so a
+   * collision can only leave a file for the next commit, never commit a stale one.
    */
   lastWriteSeq(path: string): number {
-    return this.lastWrites.get(pathKey(path)) ?? 0;
+    return this.tracked?.get(pathKey(path)) ?? 0;
   }
 
   /** A file, symlink or directory (with everything below it) is gone. */
@@ -475,7 +492,7 @@ export class SessionJournal {
     if (!Number.isSafeInteger(uptoSeq) || uptoSeq < this.st.committedSeq || uptoSeq > this.seqNow) {
       throw new DvfsError('E_USAGE', `cannot mark records up to ${uptoSeq} committed (committed up to ${this.st.committedSeq}, last ${this.seqNow})`, { path: this.dir });
     }
-    for (const [key, seq] of this.lastWrites) if (seq <= uptoSeq) this.lastWrites.delete(key);
+    if (this.tracked !== null) for (const [key, seq] of this.tracked) if (seq <= uptoSeq) this.tracked.delete(key);
     const all = uptoSeq === this.seqNow && this.st.state !== 'open';
     this.st = { ...this.st, committedSeq: uptoSeq, snapshotId, committedAt: new Date().toISOString(), state: all ? 'committed' : this.st.state };
     await this.writeState();

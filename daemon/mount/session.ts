@@ -21,6 +21,7 @@ import { prepareRunFiles, removeRecord, saveRecord, type MountRecord } from './r
 import { MountVersioning } from './versioning.js';
 import { rm } from 'node:fs/promises';
 import { readHead } from '../store/refs.js';
+import { memoryMiB } from '../util/memory.js';
 import { openVersioning, requireVersionedRepo } from '../versioning/context.js';
 import type { CryptoTree } from '../vfs/crypto-tree.js';
 
@@ -208,7 +209,7 @@ export async function startSession(spec: SessionSpec, password: Buffer | Credent
   };
 
   ctl = await startCtlServer(run.socket, {
-    status: async () => ({ ...record, ...frontend.stats() }),
+    status: async () => ({ ...record, ...frontend.stats(), memory: memoryMiB() }),
     flush: async () => {
       await frontend.flush();
       return {};

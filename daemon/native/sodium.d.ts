@@ -34,6 +34,10 @@ declare module 'sodium-native' {
       k: Uint8Array,
     ): number;
 
+    /** SipHash-2-4 (8-byte output, 16-byte key): hash-table slots that chosen keys cannot make collide. */
+    crypto_shorthash(out: Uint8Array, input: Uint8Array, key: Uint8Array): void;
+    readonly crypto_shorthash_BYTES: number;
+    readonly crypto_shorthash_KEYBYTES: number;
     readonly crypto_generichash_BYTES_MIN: number;
     readonly crypto_generichash_BYTES_MAX: number;
     readonly crypto_generichash_KEYBYTES: number;

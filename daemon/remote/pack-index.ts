@@ -24,6 +24,7 @@
  * superseding several, then deletes them). When two files place the same blob, the first loaded wins (both
  * places hold valid copies).
  */
+import { IdTable } from '../store/id-table.js';
 import type { ObjectId } from '../store/object-id.js';
 import type { Backend } from './backend.js';
 import { keyedHash, open, seal, SEAL_OVERHEAD, type RemoteKeys } from './keys.js';
@@ -76,43 +77,79 @@ export function blobSize(loc: Location): number {
   return loc.kind === 'pack' ? loc.length - SEAL_OVERHEAD : loc.size;
 }
 
-function mapKey(type: BlobType, id: ObjectId): string {
-  return `${typeCode(type)}${id}`;
-}
+/** Value words of a PackIndex row: pack number + 1 (0: a large blob, see `blobs`), offset, length. */
+const W_PACK = 0;
+const W_OFFSET = 1;
+const W_LENGTH = 2;
 
-/** An in-memory index: (type, id) -> location. */
+/**
+ * An in-memory index: (type, id) -> location. Compact (IdTable: ~60 bytes per blob; pack names once each),
+ * since a push or a pull of a million-file tree holds a record per blob; large blobs, rare, sit in a Map.
+ */
 export class PackIndex {
-  private readonly map = new Map<string, IndexRecord>();
+  private readonly table = new IdTable(3);
+  private readonly packNames: string[] = [];
+  private readonly packNumbers = new Map<string, number>();
+  private readonly blobs = new Map<number, BlobLocation>();
 
   get size(): number {
-    return this.map.size;
+    return this.table.size;
   }
 
   has(type: BlobType, id: ObjectId): boolean {
-    return this.map.has(mapKey(type, id));
+    return this.table.has(typeCode(type), id);
   }
 
   get(type: BlobType, id: ObjectId): Location | undefined {
-    return this.map.get(mapKey(type, id))?.loc;
+    const row = this.table.find(typeCode(type), id);
+    return row === -1 ? undefined : this.locationOf(row);
   }
 
   /** Adds a record; false (and no change) when the blob is already placed. */
   add(rec: IndexRecord): boolean {
-    const k = mapKey(rec.type, rec.id);
-    if (this.map.has(k)) return false;
-    this.map.set(k, rec);
+    const { row, added } = this.table.add(typeCode(rec.type), rec.id);
+    if (!added) return false;
+    const loc = rec.loc;
+    if (loc.kind === 'blob') {
+      this.blobs.set(row, { kind: 'blob', blob: loc.blob, size: loc.size });
+      return true;
+    }
+    let n = this.packNumbers.get(loc.pack);
+    if (n === undefined) {
+      n = this.packNames.length;
+      this.packNames.push(loc.pack);
+      this.packNumbers.set(loc.pack, n);
+    }
+    this.table.setValue(row, W_PACK, n + 1);
+    this.table.setValue(row, W_OFFSET, loc.offset);
+    this.table.setValue(row, W_LENGTH, loc.length);
     return true;
   }
 
-  records(): IterableIterator<IndexRecord> {
-    return this.map.values();
+  /** Every record, in the order added (made on the fly). */
+  *records(): IterableIterator<IndexRecord> {
+    for (let row = 0; row < this.table.size; row++) {
+      const type = typeOfCode(this.table.code(row));
+      if (type === null) throw new Error(`PackIndex: bad type code in row ${row}`);
+      yield { type, id: this.table.id(row), loc: this.locationOf(row) };
+    }
   }
 
   /** Names of every pack and large blob referred to. */
   dataNames(): Set<string> {
-    const out = new Set<string>();
-    for (const r of this.map.values()) out.add(r.loc.kind === 'pack' ? r.loc.pack : r.loc.blob);
+    const out = new Set<string>(this.packNames);
+    for (const b of this.blobs.values()) out.add(b.blob);
     return out;
+  }
+
+  private locationOf(row: number): Location {
+    const pack = this.table.value(row, W_PACK);
+    if (pack === 0) {
+      const b = this.blobs.get(row);
+      if (b === undefined) throw new Error(`PackIndex: row ${row} has no location`);
+      return { kind: 'blob', blob: b.blob, size: b.size };
+    }
+    return { kind: 'pack', pack: this.packNames[pack - 1] as string, offset: this.table.value(row, W_OFFSET), length: this.table.value(row, W_LENGTH) };
   }
 }
 
@@ -165,6 +202,16 @@ export interface IndexContents {
 
 /** Decodes an index file's plaintext; throws an Error naming the problem when it is malformed. */
 export function decodeIndex(plain: Buffer): IndexContents {
+  const records: IndexRecord[] = [];
+  const supersedes = decodeIndexEach(plain, (r) => records.push(r));
+  return { supersedes, records };
+}
+
+/**
+ * Decodes an index file's plaintext record by record (nothing kept: a million records cost no memory here);
+ * returns the names it supersedes. Throws like decodeIndex, possibly after some records were visited.
+ */
+export function decodeIndexEach(plain: Buffer, visit: (r: IndexRecord) => void): string[] {
   let p = 0;
   const need = (n: number, what: string): void => {
     if (p + n > plain.length) throw new Error(`truncated in ${what}`);
@@ -198,7 +245,6 @@ export function decodeIndex(plain: Buffer): IndexContents {
   for (let i = 0, n = count(32, 'supersedes'); i < n; i++) supersedes.push(hex('supersedes'));
   const packs: string[] = [];
   for (let i = 0, n = count(32, 'packs'); i < n; i++) packs.push(hex('packs'));
-  const records: IndexRecord[] = [];
   for (let i = 0, n = count(PACKED_RECORD_BYTES, 'packed blobs'); i < n; i++) {
     const t = type('packed blobs');
     const id = hex('packed blobs') as ObjectId;
@@ -209,7 +255,7 @@ export function decodeIndex(plain: Buffer): IndexContents {
     if (pack === undefined) throw new Error(`packed blob ${i} refers to pack #${pi} of ${packs.length}`);
     if (length < SEAL_OVERHEAD) throw new Error(`packed blob ${i} has impossible length ${length}`);
     if (offset + length > 0xffff_ffff) throw new Error(`packed blob ${i} ends past 4 GiB`);
-    records.push({ type: t, id, loc: { kind: 'pack', pack, offset, length } });
+    visit({ type: t, id, loc: { kind: 'pack', pack, offset, length } });
   }
   for (let i = 0, n = count(BLOB_RECORD_BYTES, 'large blobs'); i < n; i++) {
     const t = type('large blobs');
@@ -219,10 +265,10 @@ export function decodeIndex(plain: Buffer): IndexContents {
     const size = plain.readBigUInt64BE(p);
     p += 8;
     if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`large blob ${i} has impossible size ${size}`);
-    records.push({ type: t, id, loc: { kind: 'blob', blob, size: Number(size) } });
+    visit({ type: t, id, loc: { kind: 'blob', blob, size: Number(size) } });
   }
   if (p !== plain.length) throw new Error(`${plain.length - p} bytes of garbage after the records`);
-  return { supersedes, records };
+  return supersedes;
 }
 
 function sealAd(name: Buffer): Buffer {
@@ -260,13 +306,20 @@ export function sealIndexFiles(keys: RemoteKeys, records: readonly IndexRecord[]
 
 /** Opens one index file stored under `name`; RemoteIntegrityError when it is not what the name says. */
 export function openIndexFile(keys: RemoteKeys, location: string, name: string, data: Buffer): IndexContents {
+  const records: IndexRecord[] = [];
+  const supersedes = openIndexFileEach(keys, location, name, data, (r) => records.push(r));
+  return { supersedes, records };
+}
+
+/** openIndexFile, visiting the records one by one (see decodeIndexEach); returns what the file supersedes. */
+export function openIndexFileEach(keys: RemoteKeys, location: string, name: string, data: Buffer, visit: (r: IndexRecord) => void): string[] {
   const key = indexKey(name);
   const nb = nameBytes(name);
   const plain = open(keys.index, sealAd(nb), data);
   if (plain === null) throw new RemoteIntegrityError(location, key, 'index file: authentication failed (damaged, forged, renamed, or sealed with other keys)');
   if (!nameOf(keys, plain).equals(nb)) throw new RemoteIntegrityError(location, key, 'index file: contents do not match its name');
   try {
-    return decodeIndex(plain);
+    return decodeIndexEach(plain, visit);
   } catch (e) {
     throw new RemoteIntegrityError(location, key, `index file: malformed: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -280,7 +333,11 @@ export interface LoadedIndex {
   superseded: string[];
 }
 
-/** Reads and opens every index file of a remote (`concurrency` at a time) and merges them. */
+/**
+ * Reads and opens every index file of a remote (`concurrency` at a time) and merges them. Each file's
+ * records go into a PackIndex of their own as it is read (compact, unlike decoded record objects); the
+ * indexes of files no other file supersedes are then merged in name order.
+ */
 export async function loadIndex(backend: Backend, keys: RemoteKeys, concurrency = 4): Promise<LoadedIndex> {
   const names: string[] = [];
   for await (const { key } of backend.list(INDEX_PREFIX)) {
@@ -288,7 +345,7 @@ export async function loadIndex(backend: Backend, keys: RemoteKeys, concurrency 
     if (name !== null) names.push(name);
   }
   names.sort();
-  const contents = new Array<IndexContents>(names.length);
+  const parts = new Array<{ supersedes: string[]; index: PackIndex }>(names.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < names.length) {
@@ -297,16 +354,23 @@ export async function loadIndex(backend: Backend, keys: RemoteKeys, concurrency 
       const key = indexKey(name);
       const data = await backend.get(key);
       if (data.length > MAX_INDEX_FILE_BYTES + SEAL_OVERHEAD) throw new RemoteIntegrityError(backend.location, key, `index file of ${data.length} bytes is implausibly large`);
-      contents[i] = openIndexFile(keys, backend.location, name, data);
+      const index = new PackIndex();
+      const supersedes = openIndexFileEach(keys, backend.location, name, data, (r) => index.add(r));
+      parts[i] = { supersedes, index };
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, names.length)) }, worker));
   const superseded = new Set<string>();
-  for (const c of contents) for (const s of c.supersedes) superseded.add(s);
-  const index = new PackIndex();
-  for (let i = 0; i < names.length; i++) {
-    if (superseded.has(names[i] as string)) continue;
-    for (const r of (contents[i] as IndexContents).records) index.add(r);
+  for (const c of parts) for (const s of c.supersedes) superseded.add(s);
+  // A single live file (the usual case after a compaction, or a first push) is the index as it is.
+  const live = names.flatMap((n, i) => (superseded.has(n) ? [] : [i]));
+  let index = new PackIndex();
+  if (live.length === 1) index = (parts[live[0] as number] as { index: PackIndex }).index;
+  else {
+    for (const i of live) {
+      for (const r of (parts[i] as { index: PackIndex }).index.records()) index.add(r);
+      parts[i] = { supersedes: [], index: new PackIndex() }; // merged: its memory can go
+    }
   }
   return { index, files: names, superseded: names.filter((n) => superseded.has(n)) };
 }

@@ -23,7 +23,18 @@ export interface Reachable {
 
 /** Everything reachable from the snapshots `roots` (throws on a missing or damaged manifest). */
 export async function reachableFrom(manifests: ManifestStore, roots: readonly ObjectId[]): Promise<Reachable> {
-  const r: Reachable = { snapshots: new Set(), trees: new Set(), objects: new Set() };
+  const objects = new Set<ObjectId>();
+  const { snapshots, trees } = await walkReachable(manifests, roots, (id) => objects.add(id));
+  return { snapshots, trees, objects };
+}
+
+/**
+ * The snapshots and trees reachable from `roots`; every file object they reference is handed to `onObject`
+ * (once per reference: an object in several files comes several times). For callers that keep objects in
+ * a form more compact than a Set of strings (push, at 10^6 objects).
+ */
+export async function walkReachable(manifests: ManifestStore, roots: readonly ObjectId[], onObject: (id: ObjectId) => void): Promise<Omit<Reachable, 'objects'>> {
+  const r = { snapshots: new Set<ObjectId>(), trees: new Set<ObjectId>() };
   const snapshots = [...roots];
   const trees: ObjectId[] = [];
   for (let id = snapshots.pop(); id !== undefined; id = snapshots.pop()) {
@@ -38,7 +49,7 @@ export async function reachableFrom(manifests: ManifestStore, roots: readonly Ob
     r.trees.add(id);
     for (const e of (await manifests.getTree(id)).entries) {
       if (e.type === 'dir') trees.push(e.tree);
-      else if (e.type === 'file') r.objects.add(e.object);
+      else if (e.type === 'file') onObject(e.object);
     }
   }
   return r;

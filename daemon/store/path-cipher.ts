@@ -32,7 +32,8 @@ export class PathCipher {
   private readonly sealKey: Buffer;
   private readonly encoded = new Map<string, string>();
   private readonly decoded = new Map<string, string>();
-  private static readonly CACHE = 65_536;
+  /** Names cached per direction (emptied when full): directories and the names being worked on. */
+  private static readonly CACHE = 16_384;
 
   constructor(key: Uint8Array) {
     this.nonceKey = subkey(key, 'dvfs path nonce v1');

@@ -16,7 +16,8 @@ import { openBackend } from '../remote/open-backend.js';
 import { RemoteRepository } from '../remote/repository.js';
 import { putVolumeConfig } from '../remote/volume.js';
 import type { ObjectId } from '../store/object-id.js';
-import { reachableFrom } from '../store/gc.js';
+import { walkReachable } from '../store/gc.js';
+import { IdTable } from '../store/id-table.js';
 import { readHead } from '../store/refs.js';
 import type { Versioning } from '../versioning/context.js';
 import { failpoint } from '../versioning/failpoint.js';
@@ -62,8 +63,8 @@ export interface PushOptions {
 
 const CHECKPOINT_MS = 5000;
 /** Sizes of the local files of blobs to push (every one must exist: it is reachable from HEAD). */
-async function sizesOf(count: number, pathOf: (i: number) => string): Promise<number[]> {
-  const sizes = new Array<number>(count);
+async function sizesOf(count: number, pathOf: (i: number) => string): Promise<Float64Array> {
+  const sizes = new Float64Array(count);
   // Stat'ed in slices: a million Stats objects at once would cost more memory than the whole push.
   for (let start = 0; start < count; start += SIZE_SLICE) {
     const paths = Array.from({ length: Math.min(SIZE_SLICE, count - start) }, (_, j) => pathOf(start + j));
@@ -82,7 +83,6 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
   const started = performance.now();
   const head = await readHead(v.repo.root);
   if (head === null) throw new DvfsError('E_NOTFOUND', 'nothing to push: no snapshot yet', { path: v.repo.root, hint: 'dvfs commit REPO first' });
-  const reach = await reachableFrom(v.manifests, [head]);
   const backend = await openBackend(url);
   // The key slots and the remote's config and index are independent reads: one round trip for both.
   const [slots, opened] = await Promise.allSettled([
@@ -120,24 +120,33 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
   ]);
   beside.catch(() => undefined);
   try {
-    // What the remote lacks, in upload order: manifests (small) first, then objects.
-    // No local path per blob (made when needed): at 10^6 files the paths alone would be ~120 MiB.
-    const wanted: Array<{ type: 'manifest' | 'object'; id: ObjectId }> = [];
+    // What the remote lacks, in upload order: manifests (small) first, then objects. Objects are kept as
+    // IdTable rows (~50 bytes each), not id strings in Sets and arrays (~300): a push of 10^6 files holds
+    // every object it will send from the start. No local path per blob either (made when needed).
+    const objectTable = new IdTable(0);
+    const OBJECT = 1;
+    const { snapshots, trees } = await walkReachable(v.manifests, [head], (id) => objectTable.add(OBJECT, id));
+    const manifestIds: ObjectId[] = [];
+    let skipped = 0;
+    for (const id of [...snapshots, ...trees]) {
+      if (remote.has('manifest', id)) skipped++;
+      else manifestIds.push(id);
+    }
+    const objectRows = new Uint32Array(objectTable.size);
+    let objectCount = 0;
+    for (let row = 0; row < objectTable.size; row++) {
+      if (remote.has('object', objectTable.id(row))) skipped++;
+      else objectRows[objectCount++] = row;
+    }
+    const total = manifestIds.length + objectCount;
+    const wanted = (i: number): { type: 'manifest' | 'object'; id: ObjectId } =>
+      i < manifestIds.length ? { type: 'manifest', id: manifestIds[i] as ObjectId } : { type: 'object', id: objectTable.id(objectRows[i - manifestIds.length] as number) };
     const pathOf = (i: number): string => {
-      const w = wanted[i] as (typeof wanted)[number];
+      const w = wanted(i);
       return w.type === 'manifest' ? v.manifests.path(w.id) : v.objects.path(w.id);
     };
-    let skipped = 0;
-    for (const id of [...reach.snapshots, ...reach.trees]) {
-      if (remote.has('manifest', id)) skipped++;
-      else wanted.push({ type: 'manifest', id });
-    }
-    for (const id of reach.objects) {
-      if (remote.has('object', id)) skipped++;
-      else wanted.push({ type: 'object', id });
-    }
-    const sizes = await sizesOf(wanted.length, pathOf);
-    const progress: PushProgress = { blobs: 0, totalBlobs: wanted.length, bytes: 0, totalBytes: sizes.reduce((a, b) => a + b, 0) };
+    const sizes = await sizesOf(total, pathOf);
+    const progress: PushProgress = { blobs: 0, totalBlobs: total, bytes: 0, totalBytes: sizes.reduce((a, b) => a + b, 0) };
     options.onProgress?.(progress);
     const checkpointMs = options.checkpointMs ?? CHECKPOINT_MS;
     const checkpointBytes = 4 * remote.config.packSize;
@@ -146,8 +155,8 @@ export async function push(v: Versioning, url: string, options: PushOptions = {}
     let manifests = 0;
     let objects = 0;
     const ahead = new ReadAhead((i) => ((sizes[i] as number) <= remote.config.largeThreshold ? pathOf(i) : null), sizes);
-    for (let i = 0; i < wanted.length; i++) {
-      const w = wanted[i] as (typeof wanted)[number];
+    for (let i = 0; i < total; i++) {
+      const w = wanted(i);
       const data = await ahead.take(i);
       if (await (data === null ? remote.putFile(w.type, w.id, pathOf(i)) : remote.put(w.type, w.id, data))) {
         if (w.type === 'manifest') manifests++;

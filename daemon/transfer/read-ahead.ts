@@ -116,7 +116,7 @@ export class ReadAhead {
   constructor(
     /** File i's path (null: a large blob, not read ahead); a function saves a million-entry array. */
     paths: ReadonlyArray<string | null> | ((i: number) => string | null),
-    private readonly sizes: readonly number[],
+    private readonly sizes: ArrayLike<number>,
     /** Bytes of the ring the files are read into (at most this much is held ahead). */
     ringBytes = READ_AHEAD_BYTES,
   ) {

@@ -131,45 +131,52 @@ export async function commitJournals(v: Versioning, journals: readonly SessionJo
   // Nothing recorded since the last commit: answer without the lock or the index (the common no-op).
   if (journals.every((j) => j.lastSeq === j.committedSeq) && request.allowEmpty !== true) return emptyReport(await readHead(v.repo.root), label, started);
   const streamAbove = request.streamAbove ?? envCount('DVFS_COMMIT_STREAM_ABOVE') ?? 20_000;
-  return locked(v, request, async (index, head) => {
-    const sources: ChangeSource[] = [];
-    const marks: { journal: SessionJournal; seq: number }[] = [];
-    const opened: SummarySource[] = [];
-    try {
-      for (const [i, journal] of journals.entries()) {
-        await catchUpJournal(v, journal, head);
-        const summary = await summarizeForCommit(journal, { streamAbove, scratchDir: join(v.metaDir, `commit-scratch-${i}`) });
-        opened.push(summary);
-        if (summary.toSeq > journal.committedSeq) marks.push({ journal, seq: summary.toSeq });
-        if (summary.size === 0) continue;
-        sources.push({
-          summary,
-          session: journal.info.sessionId,
-          seq: summary.toSeq,
-          lifetime: { startedAt: journal.info.startedAt, finishedAt: journal.stateRecord.finishedAt },
-          base: journal.info.baseSnapshot as ObjectId | null,
-          journal,
-        });
-      }
-      const report =
-        sources.length > 0
-          ? await commitChanges(v, index, head, sources, request, live, started)
-          : request.allowEmpty === true
-            ? await recordUnchanged(v, index, head, request, label, started)
-            : emptyReport(head, label, started);
-      // Records that changed nothing (or only cancelled out) are done too, once a snapshot exists to name.
-      const snapshot = report.snapshot ?? head;
-      if (snapshot !== null) {
-        for (const [i, m] of marks.entries()) {
-          if (i > 0) failpoint('commit:between-journal-marks');
-          await m.journal.markCommitted(m.seq, snapshot);
+  // Writes from here on are remembered per path (a running mount's, during this commit only): any write
+  // past the summary taken below is one of them, and such a file is left for the next commit.
+  const untrack = journals.map((j) => j.trackWrites());
+  try {
+    return await locked(v, request, async (index, head) => {
+      const sources: ChangeSource[] = [];
+      const marks: { journal: SessionJournal; seq: number }[] = [];
+      const opened: SummarySource[] = [];
+      try {
+        for (const [i, journal] of journals.entries()) {
+          await catchUpJournal(v, journal, head);
+          const summary = await summarizeForCommit(journal, { streamAbove, scratchDir: join(v.metaDir, `commit-scratch-${i}`) });
+          opened.push(summary);
+          if (summary.toSeq > journal.committedSeq) marks.push({ journal, seq: summary.toSeq });
+          if (summary.size === 0) continue;
+          sources.push({
+            summary,
+            session: journal.info.sessionId,
+            seq: summary.toSeq,
+            lifetime: { startedAt: journal.info.startedAt, finishedAt: journal.stateRecord.finishedAt },
+            base: journal.info.baseSnapshot as ObjectId | null,
+            journal,
+          });
         }
+        const report =
+          sources.length > 0
+            ? await commitChanges(v, index, head, sources, request, live, started)
+            : request.allowEmpty === true
+              ? await recordUnchanged(v, index, head, request, label, started)
+              : emptyReport(head, label, started);
+        // Records that changed nothing (or only cancelled out) are done too, once a snapshot exists to name.
+        const snapshot = report.snapshot ?? head;
+        if (snapshot !== null) {
+          for (const [i, m] of marks.entries()) {
+            if (i > 0) failpoint('commit:between-journal-marks');
+            await m.journal.markCommitted(m.seq, snapshot);
+          }
+        }
+        return report;
+      } finally {
+        for (const s of opened) await s.close();
       }
-      return report;
-    } finally {
-      for (const s of opened) await s.close();
-    }
-  });
+    });
+  } finally {
+    for (const stop of untrack) stop();
+  }
 }
 
 /**
