@@ -345,7 +345,8 @@ export async function loadIndex(backend: Backend, keys: RemoteKeys, concurrency 
     if (name !== null) names.push(name);
   }
   names.sort();
-  const parts = new Array<{ supersedes: string[]; index: PackIndex }>(names.length);
+  // per file, in name order; a part merged into the result is dropped (undefined) so its memory can go
+  const parts = new Array<{ supersedes: string[]; index: PackIndex } | undefined>(names.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < names.length) {
@@ -361,15 +362,15 @@ export async function loadIndex(backend: Backend, keys: RemoteKeys, concurrency 
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, names.length)) }, worker));
   const superseded = new Set<string>();
-  for (const c of parts) for (const s of c.supersedes) superseded.add(s);
+  for (const c of parts) for (const s of c?.supersedes ?? []) superseded.add(s);
   // A single live file (the usual case after a compaction, or a first push) is the index as it is.
   const live = names.flatMap((n, i) => (superseded.has(n) ? [] : [i]));
-  let index = new PackIndex();
-  if (live.length === 1) index = (parts[live[0] as number] as { index: PackIndex }).index;
-  else {
+  const only = live.length === 1 ? parts[live[0] as number]?.index : undefined;
+  const index = only ?? new PackIndex();
+  if (only === undefined) {
     for (const i of live) {
-      for (const r of (parts[i] as { index: PackIndex }).index.records()) index.add(r);
-      parts[i] = { supersedes: [], index: new PackIndex() }; // merged: its memory can go
+      for (const r of parts[i]?.index.records() ?? []) index.add(r);
+      parts[i] = undefined;
     }
   }
   return { index, files: names, superseded: names.filter((n) => superseded.has(n)) };

@@ -37,7 +37,7 @@ const RELEASED_PREFIX = '.released-';
 const STAGING_PREFIX = '.new-';
 
 /** `PID HOST` of an owner file; a file with a pid alone (written by older versions) is of this host. */
-export function parseOwner(text: string): { pid: number; host: string } | null {
+function parseOwner(text: string): { pid: number; host: string } | null {
   const [pid, host] = text.trim().split(/\s+/);
   const n = Number(pid);
   if (!Number.isSafeInteger(n) || n <= 0) return null;

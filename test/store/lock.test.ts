@@ -13,15 +13,6 @@ import { acquireRepoLock, lockPath, readLockInfo, withRepoLock, type LockInfo } 
 import { fuseAvailable, quickMount } from '../helpers/mount.js';
 import { errorOf, tempDir, tempRepo } from './store-helpers.js';
 
-async function errorCode(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? String(e);
-  }
-}
-
 const LOCK_MODULE = fileURLToPath(new URL('../../daemon/store/lock.js', import.meta.url));
 
 const CHILD = `
@@ -219,7 +210,7 @@ t.test('on a filesystem without hard links (a dvfs paranoia mount answers link w
   const root = join(m.mnt, 'repo');
   await mkdir(join(root, '.dvfs'), { recursive: true });
   await writeFile(join(root, 'probe'), '');
-  t.equal(await errorCode(link(join(root, 'probe'), join(root, 'probe2'))), 'EPERM', 'this filesystem refuses hard links');
+  t.match(await errorOf(link(join(root, 'probe'), join(root, 'probe2'))), { code: 'EPERM' }, 'this filesystem refuses hard links');
   const lock = await acquireRepoLock(root, { purpose: 'no links' });
   t.equal((await readLockInfo(root))?.purpose, 'no links', 'the lock was made and names its holder');
   const e = await errorOf(acquireRepoLock(root, { purpose: 'second', waitMs: 50 }));
